@@ -1,0 +1,947 @@
+"""Reading one free-text answer to one question.
+
+Respondents answer by email or chat in whatever words come naturally: "2", "b)", "helse og
+omsorg", "Ja, det har vi", "ca. 40", "veit ikkje", "4 5 3 2 6 1". The dialogue engine needs one
+predictable reading of such a text, or a precise reason why it could not be read, so that the
+bot can say what was wrong instead of a vague "I did not understand".
+
+The rules are conservative on purpose. When a text could mean two things it is rejected as
+ambiguous rather than guessed, because a wrong answer silently stored is worse than asking once
+more. Matching ignores case, accents and punctuation, and knows bokmål, nynorsk and English.
+
+Everything here is pure (no I/O, no clock, no randomness) and total: no function raises on any
+string. Input is capped before matching so that a huge or hostile text cannot make a call slow,
+and the lookup tables for an item are built once per item object and cached, because the engine
+calls this on every step within a budget of about 200 µs.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Generic, TypeVar
+
+from flows.model import (
+    DONT_KNOW,
+    NO,
+    NOT_RELEVANT,
+    YES,
+    AnswerValue,
+    Item,
+    ItemType,
+    Scale,
+)
+
+__all__ = [
+    "DEFAULT_MAX_LENGTH",
+    "MAX_INPUT",
+    "Accepted",
+    "Reading",
+    "RejectReason",
+    "Rejected",
+    "normalise",
+    "read_answer",
+    "read_grid_line",
+    "read_row",
+]
+
+#: Only this many characters of an answer are looked at (free text answers excepted).
+MAX_INPUT = 10_000
+#: The length limit of a free-text answer whose item sets no `max_length`.
+DEFAULT_MAX_LENGTH = 2000
+
+
+# --- results --------------------------------------------------------------------------------
+
+
+class RejectReason(StrEnum):
+    """Why an answer text could not be read; the bot words its reply after this."""
+
+    EMPTY = "empty"
+    UNKNOWN_OPTION = "unknown_option"
+    AMBIGUOUS = "ambiguous"
+    TOO_MANY = "too_many"
+    EXCLUSIVE = "exclusive"
+    OUT_OF_RANGE = "out_of_range"
+    NOT_A_NUMBER = "not_a_number"
+    NOT_YES_NO = "not_yes_no"
+    TOO_LONG = "too_long"
+    NOT_OFFERED = "not_offered"
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The text was read as `value` (in the form the answer store keeps)."""
+
+    value: AnswerValue
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """The text could not be read.
+
+    Attributes:
+        limit: the bound that was broken where there is one: `max_choices` (TOO_MANY, 1 for a
+            single choice), the violated `min`/`max` of a number, the scale's `max`, the text's
+            `max_length`, or the number of options when an option number does not exist.
+        candidates: what an ambiguous text could mean (option ids, or scale points as
+            strings), or the exclusive options that were combined with others.
+    """
+
+    reason: RejectReason
+    limit: int | None = None
+    candidates: tuple[str, ...] = ()
+
+
+Reading = Accepted | Rejected
+
+_EMPTY = Rejected(RejectReason.EMPTY)
+_NOT_A_NUMBER = Rejected(RejectReason.NOT_A_NUMBER)
+_NOT_YES_NO = Rejected(RejectReason.NOT_YES_NO)
+_NOT_OFFERED = Rejected(RejectReason.NOT_OFFERED)
+
+
+# --- normalising ----------------------------------------------------------------------------
+
+_TRAILING = ".!,;: "
+# Letters that Unicode does not decompose but Norwegians read as plain letters, and the
+# typographic apostrophes and dashes that mail programs put in.
+_FOLD_TABLE = str.maketrans(
+    {
+        "ø": "o",
+        "æ": "ae",
+        "œ": "oe",
+        "ł": "l",
+        "đ": "d",
+        "ð": "d",
+        "þ": "th",
+        "ı": "i",
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u02bc": "'",
+        "\u2010": "-",
+        "\u2011": "-",
+        "\u2012": "-",
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2212": "-",
+    }
+)
+_COMBINING_RE = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+
+
+def _fold(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text.casefold())
+    return _COMBINING_RE.sub("", text).translate(_FOLD_TABLE)
+
+
+def normalise(text: str) -> str:
+    """The text as it is compared: case-folded, accents removed, whitespace collapsed.
+
+    `é` becomes `e` and `å` becomes `a`; `ø` becomes `o` and `æ` becomes `ae`. Trailing
+    `. ! , ; :` are dropped, but not `?` (a lone `?` means something). Idempotent.
+    """
+    if text.isascii():
+        folded = text.lower()
+    else:
+        # Case folding and compatibility decomposition can each undo the other's work on
+        # exotic characters; repeat until nothing changes so that the result is stable.
+        folded = _fold(text)
+        for _ in range(4):
+            again = _fold(folded)
+            if again == folded:
+                break
+            folded = again
+    return " ".join(folded.split()).rstrip(_TRAILING)
+
+
+# --- tokens ---------------------------------------------------------------------------------
+
+_WORD_RE = re.compile(r"[^\W_]+")
+_GRID_TOKEN_RE = re.compile(r"[^\W_]+|\?+")
+#: Punctuation between two words that separates list items ("1, 3", "kultur/idrett").
+_HARD_BREAKS = frozenset(",;/+&|")
+#: Punctuation after an option number or letter that marks it as one ("2)", "b.", "3 - ").
+_REF_MARKS = frozenset(").:-")
+
+#: A word with the punctuation that stood between it and the word before.
+_Token = tuple[str, str]
+
+
+def _tokens(norm: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    previous = 0
+    for match in _WORD_RE.finditer(norm):
+        start = match.start()
+        tokens.append((match.group(), norm[previous:start].strip()))
+        previous = match.end()
+    return tokens
+
+
+def _key(text: str) -> str:
+    """The form in which texts are compared: words only, single spaces."""
+    return " ".join(word for word, _ in _tokens(normalise(text)))
+
+
+def _is_digits(word: str) -> bool:
+    return word.isascii() and word.isdigit()
+
+
+def _to_int(digits: str) -> int:
+    # int() of thousands of digits is slow or refused; nothing that long is in range.
+    return int(digits) if len(digits) <= 15 else 10**16
+
+
+def _has_break(gap: str) -> bool:
+    return any(char in _HARD_BREAKS for char in gap)
+
+
+def _only_question_marks(norm: str) -> bool:
+    return bool(norm) and not norm.replace("?", "").strip()
+
+
+def _table(*groups: tuple[Iterable[str], str]) -> dict[str, str]:
+    table: dict[str, str] = {}
+    for phrases, value in groups:
+        for phrase in phrases:
+            table.setdefault(_key(phrase), value)
+    return table
+
+
+def _longest(words: list[str], table: dict[str, str], start: int = 0) -> tuple[str, int] | None:
+    """The longest phrase of `table` that starts at `words[start]`: its value and end."""
+    for end in range(min(len(words), start + _MAX_PHRASE_WORDS), start, -1):
+        value = table.get(" ".join(words[start:end]))
+        if value is not None:
+            return value, end
+    return None
+
+
+# --- word lists -----------------------------------------------------------------------------
+
+_YES_WORDS = (
+    "ja", "jo", "joda", "jada", "ja da", "jo da", "japp", "jepp", "javisst", "ja visst",
+    "ja takk", "det har vi", "det har me", "det gjer vi", "det gjer me", "det gjør vi",
+    "det er det", "det stemmer", "yes", "yep", "yeah", "yup", "y", "j", "ok", "okay", "okei",
+    "stemmer", "riktig", "korrekt", "absolutt", "selvfølgelig", "sjølvsagt", "selvsagt",
+    "definitivt", "of course", "sure",
+)  # fmt: skip
+_NO_WORDS = (
+    "nei", "neida", "nei da", "nei takk", "nope", "no", "nah", "n", "ikke", "ikkje", "har ikke",
+    "har ikkje", "har vi ikke", "har me ikkje", "ingen", "aldri", "never", "no thanks",
+    "not yet", "not at all", "det har vi ikke", "det har vi ikkje", "det har me ikkje",
+    "det har me ikke", "stemmer ikke", "stemmer ikkje", "det stemmer ikke", "det stemmer ikkje",
+    "ikke riktig", "ikkje riktig", "absolutt ikke", "absolutt ikkje", "selvfølgelig ikke",
+    "sjølvsagt ikkje", "ikke ennå", "ikke enda", "ikkje enno", "ikkje endå",
+)  # fmt: skip
+_DONT_KNOW_WORDS = (
+    "vet ikke", "veit ikke", "veit ikkje", "vet ikkje", "vi vet ikke", "vi veit ikkje",
+    "usikker", "usikre", "ikke sikker", "ikkje sikker", "don't know", "dont know",
+    "do not know", "not sure", "unsure", "ingen formening", "ingen anelse", "aner ikke",
+    "aner ikkje", "har ingen formening",
+)  # fmt: skip
+_NOT_RELEVANT_WORDS = (
+    "ikke relevant", "ikkje relevant", "ikke aktuelt", "ikkje aktuelt", "ikke aktuell",
+    "ikkje aktuell", "not relevant", "not applicable", "n/a", "irrelevant", "uaktuelt",
+    "gjelder ikke", "gjelder ikkje", "gjeld ikkje", "gjeld ikke",
+)  # fmt: skip
+_NUMBER_WORDS: dict[str, int] = {
+    "null": 0, "zero": 0,
+    "en": 1, "ein": 1, "ei": 1, "ett": 1, "eitt": 1, "eit": 1, "one": 1, "ener": 1,
+    "to": 2, "two": 2, "toer": 2,
+    "tre": 3, "three": 3, "treer": 3,
+    "fire": 4, "four": 4, "firer": 4,
+    "fem": 5, "five": 5, "femmer": 5,
+    "seks": 6, "six": 6, "sekser": 6,
+    "sju": 7, "syv": 7, "seven": 7, "sjuer": 7, "syver": 7,
+    "atte": 8, "eight": 8, "atter": 8,
+    "ni": 9, "nine": 9, "nier": 9,
+    "ti": 10, "ten": 10, "tier": 10,
+}  # fmt: skip
+#: For a count, "none" is a number.
+_ZERO_WORDS = frozenset({"ingen", "none", "null", "zero"})
+_APPROX_WORDS = frozenset(
+    {"ca", "cirka", "circa", "omtrent", "omkring", "rundt", "about", "around", "approx",
+     "approximately", "roughly", "ungefaer"}
+)  # fmt: skip
+#: "40 tusen" is not 40.
+_MULTIPLIERS = frozenset(
+    {"k", "tusen", "thousand", "mill", "million", "millioner", "mrd", "milliard", "milliarder",
+     "hundre", "hundred", "billion"}
+)  # fmt: skip
+_SOFT_SEPARATORS = frozenset({"og", "and", "eller", "or", "samt", "pluss", "plus"})
+_FILLERS = frozenset({"nr", "nummer", "number", "no", "alternativ", "option"})
+_NEGATIONS = frozenset({"ikke", "ikkje", "not", "ingen", "never", "aldri"})
+_STOPWORDS = frozenset(
+    {"og", "i", "av", "for", "til", "med", "pa", "eller", "and", "or", "of", "the", "in", "to",
+     "a", "an", "om", "som", "det", "de", "den", "en", "et", "ei", "ein", "eit", "at", "vi",
+     "me", "er"}
+)  # fmt: skip
+#: Yes/no words that count at the start of a longer answer only before punctuation
+#: ("No, we have not" but not the nynorsk "No har vi …" = "Now we have …").
+_NEED_BREAK = frozenset({"no", "ok", "okay", "okei", "sure", "to"})
+_WHOLE_ONLY = frozenset({"y", "j", "n", "v"})
+_HEDGES = frozenset({"kanskje", "maybe", "perhaps", "muligens", "tja", "delvis", "partly"})
+_YES_NO_CONNECTORS = frozenset({"og", "eller", "and", "or", "men", "but"})
+
+_SPECIALS = _table((_DONT_KNOW_WORDS, DONT_KNOW), (_NOT_RELEVANT_WORDS, NOT_RELEVANT))
+_YES_NO = _table(
+    (_YES_WORDS, YES), (_NO_WORDS, NO), (_DONT_KNOW_WORDS, DONT_KNOW), (("v",), DONT_KNOW)
+)
+_NOT_RELEVANT = _table((_NOT_RELEVANT_WORDS, NOT_RELEVANT))
+#: Answer words whose presence right after another answer word makes a reply contradictory.
+_STRONG = frozenset(
+    {"ja", "jo", "nei", "yes", "no", "jada", "joda", "neida", "nope", "yep"}
+    | {_key(w) for w in _DONT_KNOW_WORDS}
+)
+_MAX_PHRASE_WORDS = 6
+
+
+# --- per-item lookup tables -----------------------------------------------------------------
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+class _IdentityCache(Generic[_K, _V]):
+    """Values computed once per object, keyed by identity.
+
+    Hashing a frozen Item compares every option and text, which costs more than the reading
+    itself; the identity of the object is enough because items are immutable. Each entry
+    keeps its object alive, so an id cannot be reused while it is in the cache.
+    """
+
+    __slots__ = ("_build", "_entries", "_size")
+
+    def __init__(self, build: Callable[[_K], _V], size: int = 4096) -> None:
+        self._build = build
+        self._entries: dict[int, tuple[_K, _V]] = {}
+        self._size = size
+
+    def get(self, key: _K) -> _V:
+        entry = self._entries.get(id(key))
+        if entry is not None and entry[0] is key:
+            return entry[1]
+        value = self._build(key)
+        if len(self._entries) >= self._size:
+            self._entries.clear()
+        self._entries[id(key)] = (key, value)
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class _Choices:
+    ids: tuple[str, ...]
+    exclusive: tuple[bool, ...]
+    #: Whole-text matches: option ids, labels in every language, synonyms.
+    exact: dict[str, frozenset[int]]
+    #: Labels and synonyms as " word word ", for prefix and contained-words matching.
+    texts: tuple[tuple[str, int], ...]
+    max_words: int
+
+
+def _build_choices(item: Item) -> _Choices:
+    exact: dict[str, set[int]] = {}
+    texts: list[tuple[str, int]] = []
+    max_words = 1
+    for index, option in enumerate(item.options):
+        names = (option.id, *option.label.variants(), *option.synonyms)
+        for position, name in enumerate(names):
+            key = _key(name)
+            if not key:
+                continue
+            exact.setdefault(key, set()).add(index)
+            max_words = max(max_words, key.count(" ") + 1)
+            padded = f" {key} "
+            if position > 0 and (padded, index) not in texts:
+                texts.append((padded, index))
+    return _Choices(
+        ids=tuple(option.id for option in item.options),
+        exclusive=tuple(option.exclusive for option in item.options),
+        exact={key: frozenset(found) for key, found in exact.items()},
+        texts=tuple(texts),
+        max_words=max_words,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _ScaleInfo:
+    exact: dict[str, frozenset[int]]
+    texts: tuple[tuple[str, int], ...]
+    #: Everything a one-line grid answer may contain as one value, besides digits.
+    grid_words: dict[str, str]
+
+
+def _build_scale(scale: Scale) -> _ScaleInfo:
+    exact: dict[str, set[int]] = {}
+    texts: list[tuple[str, int]] = []
+    for point, label in scale.labels:
+        for variant in label.variants():
+            key = _key(variant)
+            if key:
+                exact.setdefault(key, set()).add(point)
+                texts.append((f" {key}", point))
+    grid_words = dict(_SPECIALS)
+    grid_words.update({word: word for word in _NUMBER_WORDS})
+    grid_words.update({key: key for key in exact if key.count(" ") < _MAX_PHRASE_WORDS})
+    return _ScaleInfo(
+        exact={key: frozenset(found) for key, found in exact.items()},
+        texts=tuple(texts),
+        grid_words=grid_words,
+    )
+
+
+_CHOICES: _IdentityCache[Item, _Choices] = _IdentityCache(_build_choices)
+_SCALES: _IdentityCache[Scale, _ScaleInfo] = _IdentityCache(_build_scale)
+
+
+# --- public entry points --------------------------------------------------------------------
+
+
+def read_answer(item: Item, text: str) -> Reading:
+    """Read a whole answer for a non-grid item (single, multi, scale, yesno, number, text).
+
+    A grid is read row by row with `read_row` or on one line with `read_grid_line`; given
+    a grid here, the answer is rejected as UNKNOWN_OPTION.
+    """
+    kind = item.type
+    if kind == ItemType.TEXT:
+        return _read_text(item, text)
+    if kind == ItemType.SINGLE:
+        return _read_single(item, text)
+    if kind == ItemType.MULTI:
+        return _read_multi(item, text)
+    if kind == ItemType.SCALE:
+        return _read_scale(item.scale, text)
+    if kind == ItemType.YESNO:
+        return _read_yes_no(text, dont_know=item.dont_know)
+    if kind == ItemType.NUMBER:
+        return _read_number(item, text)
+    if not normalise(text[:MAX_INPUT]):
+        return _EMPTY
+    return Rejected(RejectReason.UNKNOWN_OPTION)
+
+
+def read_row(item: Item, text: str) -> Reading:
+    """Read the answer for ONE grid row.
+
+    A scale value per `item.scale`, or yes/no/dont_know when `item.row_type` is "yesno".
+    """
+    if item.row_type == "yesno":
+        return _read_yes_no(text, dont_know=item.dont_know)
+    return _read_scale(item.scale, text)
+
+
+def read_grid_line(item: Item, text: str) -> list[Reading] | None:
+    """A whole grid answered on one line as values in row order.
+
+    For example `4 5 3 2 6 1`, `4,5,3,2,6,1`, `453261` (single-digit scales), `ja nei ja vet
+    ikke` or `j n j v`. Returns one Reading per row when the number of values read equals
+    `len(item.rows)`, else None (the caller then reports what is missing). Also None when the
+    line holds something that is not a value at all (free text), or row labels such as
+    `1: 4` or `a) ja`, which are for the caller to split.
+    """
+    if item.type != ItemType.GRID or not item.rows:
+        return None
+    raw = text[:MAX_INPUT]
+    if any(char in raw for char in ":=()"):
+        return None
+    words = _GRID_TOKEN_RE.findall(normalise(raw))
+    if not words:
+        return None
+    yes_no = item.row_type == "yesno"
+    table = _YES_NO if yes_no else (_SCALES.get(item.scale).grid_words if item.scale else {})
+    rows = len(item.rows)
+    values: list[str] = []
+    position = 0
+    while position < len(words):
+        word = words[position]
+        if word in _SOFT_SEPARATORS:
+            position += 1
+            continue
+        if word[0] == "?" or _is_digits(word):
+            values.append(word)
+            position += 1
+        else:
+            found = _longest(words, table, position)
+            if found is None:
+                return None
+            values.append(" ".join(words[position : found[1]]))
+            position = found[1]
+        if len(values) > rows:
+            return None
+    if len(values) == 1 and rows > 1 and _is_digits(values[0]) and len(values[0]) == rows:
+        scale = item.scale
+        if yes_no or (scale is not None and scale.min >= 0 and scale.max <= 9):
+            values = list(values[0])
+    if len(values) != rows:
+        return None
+    return [read_row(item, value) for value in values]
+
+
+# --- free text ------------------------------------------------------------------------------
+
+
+def _read_text(item: Item, text: str) -> Reading:
+    answer = text.strip()
+    if not answer:
+        return _EMPTY
+    limit = DEFAULT_MAX_LENGTH if item.max_length is None else item.max_length
+    if len(answer) > limit:
+        return Rejected(RejectReason.TOO_LONG, limit=limit)
+    return Accepted(answer)
+
+
+# --- choices --------------------------------------------------------------------------------
+
+
+def _one(choices: _Choices, hits: frozenset[int]) -> Reading:
+    if len(hits) == 1:
+        return Accepted(choices.ids[next(iter(hits))])
+    return _ambiguous(choices, hits)
+
+
+def _ambiguous(choices: _Choices, hits: Iterable[int]) -> Rejected:
+    return Rejected(
+        RejectReason.AMBIGUOUS, candidates=tuple(choices.ids[i] for i in sorted(set(hits)))
+    )
+
+
+def _unknown(choices: _Choices) -> Rejected:
+    return Rejected(RejectReason.UNKNOWN_OPTION, limit=len(choices.ids))
+
+
+def _fuzzy(choices: _Choices, key: str) -> frozenset[int]:
+    """Options whose label starts with `key`, else those whose label contains its words."""
+    if len(key) < 3:
+        return frozenset()
+    head = f" {key}"
+    hits = frozenset(index for text, index in choices.texts if text.startswith(head))
+    if hits:
+        return hits
+    if all(word in _STOPWORDS for word in key.split(" ")):
+        return frozenset()
+    head += " "
+    return frozenset(index for text, index in choices.texts if head in text)
+
+
+def _resolve(choices: _Choices, key: str) -> frozenset[int]:
+    return choices.exact.get(key) or _fuzzy(choices, key)
+
+
+def _letter(word: str, count: int) -> int | None:
+    if len(word) == 1 and "a" <= word <= "z" and ord(word) - 97 < count:
+        return ord(word) - 97
+    return None
+
+
+def _longest_exact(
+    choices: _Choices, words: list[str], start: int
+) -> tuple[frozenset[int], int] | None:
+    for end in range(min(len(words), start + choices.max_words), start, -1):
+        hits = choices.exact.get(" ".join(words[start:end]))
+        if hits:
+            return hits, end
+    return None
+
+
+def _chunk_end(tokens: list[_Token], start: int) -> int:
+    """The end of the free words from `start`: up to a separator or a number."""
+    end = start + 1
+    while end < len(tokens):
+        word, gap = tokens[end]
+        if word in _SOFT_SEPARATORS or _has_break(gap) or _is_digits(word):
+            break
+        end += 1
+    return end
+
+
+def _read_single(item: Item, text: str) -> Reading:
+    norm = normalise(text[:MAX_INPUT])
+    if not norm:
+        return _EMPTY
+    choices = _CHOICES.get(item)
+    tokens = _tokens(norm)
+    if not tokens:
+        return _unknown(choices)
+    words = [word for word, _ in tokens]
+    count = len(choices.ids)
+    # An option number or letter at the start: "2", "nr 2", "b)", "3 - helse og omsorg".
+    used = 0
+    index: int | None = None
+    if words[0] in _FILLERS and len(words) > 1 and _is_digits(words[1]):
+        used, index = 2, _to_int(words[1]) - 1
+    elif _is_digits(words[0]):
+        used, index = 1, _to_int(words[0]) - 1
+    if index is not None and used == len(words):
+        return Accepted(choices.ids[index]) if 0 <= index < count else _unknown(choices)
+    key = " ".join(words)
+    hits = choices.exact.get(key)
+    if hits:
+        return _one(choices, hits)
+    is_number = index is not None
+    if index is None:
+        index = _letter(words[0], count)
+        used = 1
+    pending: Rejected | None = None
+    if index is not None:
+        if used == len(words):
+            return Accepted(choices.ids[index])
+        if not 0 <= index < count:
+            pending = _unknown(choices)
+        else:
+            marked = any(char in _REF_MARKS for char in tokens[used][1])
+            hits = _resolve(choices, " ".join(words[used:]))
+            if index in hits:
+                return Accepted(choices.ids[index])
+            if hits and (is_number or marked):
+                return _ambiguous(choices, hits | {index})
+            if not hits and marked:
+                return Accepted(choices.ids[index])
+    hits = _fuzzy(choices, key)
+    if hits:
+        return _one(choices, hits)
+    if pending is not None:
+        return pending
+    many = _pick_many(choices, tokens)
+    if not isinstance(many, Rejected) and len(set(many)) > 1:
+        return Rejected(RejectReason.TOO_MANY, limit=1)
+    return _unknown(choices)
+
+
+def _read_multi(item: Item, text: str) -> Reading:
+    norm = normalise(text[:MAX_INPUT].replace("\n", " ; "))
+    if not norm.strip("; "):
+        return _EMPTY
+    choices = _CHOICES.get(item)
+    tokens = _tokens(norm)
+    if not tokens:
+        return _unknown(choices)
+    key = " ".join(word for word, _ in tokens)
+    # A whole label first, so that "og" and commas inside labels are not split on.
+    whole = choices.exact.get(key) if not _is_digits(key) else None
+    if whole:
+        if len(whole) > 1:
+            return _ambiguous(choices, whole)
+        picked: list[int] | Rejected = list(whole)
+    else:
+        picked = _pick_many(choices, tokens)
+    if isinstance(picked, Rejected):
+        return picked
+    chosen = sorted(set(picked))
+    if not chosen:
+        return _unknown(choices)
+    exclusive = [i for i in chosen if choices.exclusive[i]]
+    if exclusive and len(chosen) > 1:
+        return Rejected(
+            RejectReason.EXCLUSIVE, candidates=tuple(choices.ids[i] for i in exclusive)
+        )
+    if item.max_choices is not None and len(chosen) > item.max_choices:
+        return Rejected(RejectReason.TOO_MANY, limit=item.max_choices)
+    return Accepted([choices.ids[i] for i in chosen])
+
+
+def _pick_many(choices: _Choices, tokens: list[_Token]) -> list[int] | Rejected:
+    """The options named in a list such as `1, 3 og 5` or `helse og omsorg, kultur`."""
+    words = [word for word, _ in tokens]
+    total = len(words)
+    count = len(choices.ids)
+    picked: list[int] = []
+    position = 0
+    while position < total:
+        word = words[position]
+        if word in _SOFT_SEPARATORS:
+            position += 1
+            continue
+        if word in _FILLERS and position + 1 < total and _is_digits(words[position + 1]):
+            position += 1
+            continue
+        if _is_digits(word):
+            number = _to_int(word)
+            if not 1 <= number <= count:
+                return _unknown(choices)
+            position += 1
+            if position < total and tokens[position][1] == "-" and _is_digits(words[position]):
+                last = _to_int(words[position])  # a range: "1-3"
+                if not number < last <= count:
+                    return _unknown(choices)
+                picked.extend(range(number - 1, last))
+                position += 1
+                continue
+            index = number - 1
+        else:
+            span = _longest_exact(choices, words, position)
+            if span is not None:
+                if len(span[0]) > 1:
+                    return _ambiguous(choices, span[0])
+                picked.extend(span[0])
+                position = span[1]
+                continue
+            letter = _letter(word, count)
+            if letter is None:
+                end = _chunk_end(tokens, position)
+                found = _free_words(choices, words[position:end])
+                if isinstance(found, Rejected):
+                    return found
+                picked.extend(found)
+                position = end
+                continue
+            index = letter
+            position += 1
+        after = _annotation(choices, tokens, position, index)
+        if isinstance(after, Rejected):
+            return after
+        position = after
+        picked.append(index)
+    return picked
+
+
+def _annotation(choices: _Choices, tokens: list[_Token], start: int, index: int) -> int | Rejected:
+    """Skip a label written after an option number ("3 - helse og omsorg") if it agrees."""
+    if start >= len(tokens):
+        return start
+    word, gap = tokens[start]
+    count = len(choices.ids)
+    if (
+        _has_break(gap)
+        or word in _SOFT_SEPARATORS
+        or _is_digits(word)
+        or _letter(word, count) is not None
+    ):
+        return start
+    words = [w for w, _ in tokens]
+    span = _longest_exact(choices, words, start)
+    if span is not None:
+        hits, end = span
+    else:
+        end = _chunk_end(tokens, start)
+        hits = _fuzzy(choices, " ".join(words[start:end]))
+    if index in hits:
+        return end
+    if hits:
+        return _ambiguous(choices, hits | {index})
+    return _unknown(choices)
+
+
+def _free_words(choices: _Choices, words: list[str]) -> list[int] | Rejected:
+    """Options named by words that are not a whole label: "helse", "omsorg", "helse kultur"."""
+    if any(word in _NEGATIONS for word in words):
+        return _unknown(choices)
+    hits = _fuzzy(choices, " ".join(words))
+    if len(hits) == 1:
+        return list(hits)
+    if hits:
+        return _ambiguous(choices, hits)
+    found: list[int] = []
+    for word in words:
+        if word in _STOPWORDS:
+            continue
+        one = _resolve(choices, word)
+        if len(one) != 1:
+            return _unknown(choices)
+        found.extend(one)
+    return found or _unknown(choices)
+
+
+# --- scales ---------------------------------------------------------------------------------
+
+
+def _leading_number(words: list[str], start: int = 0) -> int | None:
+    if start >= len(words):
+        return None
+    word = words[start]
+    if _is_digits(word):
+        return _to_int(word)
+    return _NUMBER_WORDS.get(word)
+
+
+def _read_scale(scale: Scale | None, text: str) -> Reading:
+    norm = normalise(text[:MAX_INPUT])
+    if not norm:
+        return _EMPTY
+    if scale is None:
+        return _NOT_A_NUMBER
+    if _only_question_marks(norm):
+        return Accepted(DONT_KNOW) if scale.dont_know else _NOT_OFFERED
+    tokens = _tokens(norm)
+    if not tokens:
+        return _NOT_A_NUMBER
+    words = [word for word, _ in tokens]
+    key = " ".join(words)
+    info = _SCALES.get(scale)
+    hits = info.exact.get(key)
+    if hits:
+        return _scale_hits(hits)
+    special = _longest(words, _SPECIALS)
+    if special is not None:
+        value = special[0]
+        offered = scale.dont_know if value == DONT_KNOW else scale.not_relevant
+        return Accepted(value) if offered else _NOT_OFFERED
+    number = _leading_number(words)
+    if number is not None:
+        return _scale_number(scale, info, tokens, words, number)
+    if len(key) >= 3:
+        head = f" {key}"
+        hits = frozenset(point for label, point in info.texts if label.startswith(head))
+        if hits:
+            return _scale_hits(hits)
+    return _NOT_A_NUMBER
+
+
+def _scale_hits(hits: frozenset[int]) -> Reading:
+    if len(hits) == 1:
+        return Accepted(next(iter(hits)))
+    return Rejected(RejectReason.AMBIGUOUS, candidates=tuple(str(p) for p in sorted(hits)))
+
+
+def _scale_number(
+    scale: Scale, info: _ScaleInfo, tokens: list[_Token], words: list[str], number: int
+) -> Reading:
+    if tokens[0][1].endswith("-"):
+        number = -number
+    if len(tokens) > 1 and tokens[1][1] in {",", "."} and _is_digits(words[1]):
+        return _NOT_A_NUMBER  # "4,5": scales take whole points
+    out_of_range = Rejected(RejectReason.OUT_OF_RANGE, limit=scale.max)
+    rest = 1
+    # "5 av 6", "5/6", "5 out of 6"
+    after = rest
+    if after < len(words) and words[after] == "out" and words[after + 1 : after + 2] == ["of"]:
+        after += 2
+    elif after < len(words) and words[after] in {"av", "of"}:
+        after += 1
+    elif after < len(words) and tokens[after][1] == "/":
+        pass
+    else:
+        after = -1
+    if after >= 0:
+        total = _leading_number(words, after)
+        if total is not None:
+            if total != scale.max:
+                return out_of_range
+            rest = after + 1
+    for word in words[rest:]:
+        if _is_digits(word):
+            other = _to_int(word)
+            if other != number:
+                first, second = sorted((number, other))
+                return Rejected(RejectReason.AMBIGUOUS, candidates=(str(first), str(second)))
+    if rest < len(words):
+        named = info.exact.get(" ".join(words[rest:]))
+        if named and number not in named:
+            both = sorted(named | {number})
+            return Rejected(RejectReason.AMBIGUOUS, candidates=tuple(str(p) for p in both))
+    if not scale.min <= number <= scale.max:
+        return out_of_range
+    return Accepted(number)
+
+
+# --- yes / no -------------------------------------------------------------------------------
+
+
+def _read_yes_no(text: str, *, dont_know: bool) -> Reading:
+    norm = normalise(text[:MAX_INPUT])
+    if not norm:
+        return _EMPTY
+    if _only_question_marks(norm):
+        return _yes_no_value(DONT_KNOW, dont_know=dont_know)
+    tokens = _tokens(norm)
+    if not tokens:
+        return _NOT_YES_NO
+    words = [word for word, _ in tokens]
+    if len(words) == 1 and _is_digits(words[0]):
+        # The prompt lists the answers in this order: 1 ja, 2 nei, 3 vet ikke.
+        value = {"1": YES, "2": NO, "3": DONT_KNOW if dont_know else ""}.get(words[0], "")
+        return _yes_no_value(value, dont_know=dont_know) if value else _NOT_YES_NO
+    if _longest(words, _NOT_RELEVANT) is not None:
+        return _NOT_YES_NO
+    found = _longest(words, _YES_NO)
+    if found is None:
+        return _NOT_YES_NO
+    value, used = found
+    if used < len(words):
+        phrase = " ".join(words[:used])
+        gap = tokens[used][1]
+        if phrase in _WHOLE_ONLY or (phrase in _NEED_BREAK and not gap):
+            return _NOT_YES_NO
+        if not gap and words[used] in _NEGATIONS:
+            return _NOT_YES_NO  # "ja ikke"
+        after = used
+        while after < len(words) and words[after] in _YES_NO_CONNECTORS:
+            after += 1
+        if after < len(words) and words[after] in _HEDGES:
+            return _NOT_YES_NO  # "ja, kanskje"
+        following = _longest(words, _YES_NO, after)
+        if following is not None and following[0] != value:
+            if " ".join(words[after : following[1]]) in _STRONG:
+                return _NOT_YES_NO  # "ja og nei", "ja/nei"
+    return _yes_no_value(value, dont_know=dont_know)
+
+
+def _yes_no_value(value: str, *, dont_know: bool) -> Reading:
+    if value == DONT_KNOW and not dont_know:
+        return _NOT_OFFERED
+    return Accepted(value)
+
+
+# --- numbers --------------------------------------------------------------------------------
+
+# Linear: the optional prefix is fixed words, the digit groups are delimited by single spaces.
+_NUMBER_RE = re.compile(
+    r"(?:~ ?|(?:ca|cirka|circa|omtrent|omkring|rundt|about|around|approx|approximately"
+    r"|roughly|ungefaer)\b\.? ?)?([+-]?)([0-9]{1,3}(?: [0-9]{3})+|[0-9]+)(?![0-9])(.*)",
+    re.DOTALL,
+)
+
+
+def _read_number(item: Item, text: str) -> Reading:
+    norm = normalise(text[:MAX_INPUT])
+    if not norm:
+        return _EMPTY
+    match = _NUMBER_RE.match(norm)
+    if match is not None:
+        sign, digits, rest = match.groups()
+        if any("0" <= char <= "9" for char in rest):
+            return _NOT_A_NUMBER  # "40-50", "40,5", "1.200", "40 i 2020, 50 i 2021"
+        rest_words = _WORD_RE.findall(rest)
+        if rest_words and rest_words[0] in _MULTIPLIERS:
+            return _NOT_A_NUMBER
+        digits = digits.replace(" ", "")
+        if len(digits) > 15:
+            return _huge_number(item, negative=sign == "-")
+        value = int(digits)
+        if sign == "-":
+            value = -value
+    else:
+        words = [word for word, _ in _tokens(norm)]
+        start = 0
+        while start < len(words) and words[start] in _APPROX_WORDS:
+            start += 1
+        if start >= len(words):
+            return _NOT_A_NUMBER
+        word = words[start]
+        if word in _ZERO_WORDS:
+            value = 0
+        elif word in _NUMBER_WORDS:
+            value = _NUMBER_WORDS[word]
+        else:
+            return _NOT_A_NUMBER
+        following = words[start + 1 : start + 2]
+        if following and (following[0] in _MULTIPLIERS or _leading_number(following) is not None):
+            return _NOT_A_NUMBER
+        if any(_is_digits(w) for w in words[start + 1 :]):
+            return _NOT_A_NUMBER
+    if item.min is not None and value < item.min:
+        return Rejected(RejectReason.OUT_OF_RANGE, limit=item.min)
+    if item.max is not None and value > item.max:
+        return Rejected(RejectReason.OUT_OF_RANGE, limit=item.max)
+    return Accepted(value)
+
+
+def _huge_number(item: Item, *, negative: bool) -> Rejected:
+    bound = item.min if negative else item.max
+    if bound is None:
+        return _NOT_A_NUMBER
+    return Rejected(RejectReason.OUT_OF_RANGE, limit=bound)

@@ -1,0 +1,758 @@
+"""The dialogue engine: one pure function from (questionnaire, session, inbound) to a step.
+
+`advance` reads no clock, touches no database or network and draws no random numbers: the
+time comes in as `now`, and the same arguments always give the same step. Email and chat
+share every rule here; they differ only in how much is asked at once (a page by email, one
+item in a chat).
+
+What it promises the respondent:
+- every line of text is either used, or named back to them ("I could not match …"), or passed
+  to the contact person as a question: nothing is silently dropped;
+- it confirms what it understood and asks again only what is missing or invalid, with help;
+- changing an earlier answer re-evaluates every `show_if` after it.
+
+Caller errors (a session for another questionnaire, a naive `now`) raise `EngineError` and
+change nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from flows.answers import Accepted, Rejected, normalise, read_answer, read_grid_line, read_row
+from flows.commands import Command, CommandKind, looks_like_question, read_command
+from flows.events import (
+    AnswerRecorded,
+    AnswerRemoved,
+    Event,
+    Inbound,
+    InputRejected,
+    ItemSkipped,
+    PageCompleted,
+    Paused,
+    Prompt,
+    QueryRaised,
+    QuestionnaireCompleted,
+    Reminder,
+    Reply,
+    Resumed,
+    Start,
+    Step,
+    Stopped,
+)
+from flows.model import (
+    AllOf,
+    AnswerValue,
+    AnyOf,
+    Compare,
+    Condition,
+    Item,
+    ItemType,
+    Not,
+    Page,
+    Questionnaire,
+    Lang,
+    Row,
+)
+from flows.render import chat_choices, example_answer, render_item, render_value, row_letter
+from flows.session import Channel, Session, Status
+from flows.texts import phrase
+
+#: Characters of one inbound message that are read; the rest is reported, not processed.
+MAX_INPUT_CHARS = 20_000
+#: Longest quotation of the respondent's own text in a reply to them.
+_QUOTE_CHARS = 60
+
+_KEY = re.compile(r"^(?:(?:nr|spm|q)\.?\s{0,3})?(\d{1,3})\s{0,3}([a-z])?\s{0,3}([:).\-–—=])\s*(.*)$",
+                  re.IGNORECASE)
+_ROW_KEY = re.compile(r"^([a-z])\s{0,3}([:).\-–—=])\s*(.*)$", re.IGNORECASE)
+_BULLET = re.compile(r"^[-*•>]\s+")
+_GREETINGS = frozenset({
+    "hei", "hallo", "heisann", "hei hei", "god morgen", "god dag", "hi", "hello", "dear",
+    "takk", "tusen takk", "mvh", "hilsen", "med vennlig hilsen", "vennlig hilsen", "helsing",
+    "beste hilsen", "best regards", "regards", "thanks", "thank you", "hei igjen",
+})
+
+
+class EngineError(ValueError):
+    """The caller asked for something impossible; the session is unchanged."""
+
+
+Visibility = dict[str, bool | None]
+
+
+# --- skip logic -----------------------------------------------------------------------------
+
+
+def _compare(cond: Compare, value: AnswerValue) -> bool:
+    values = cond.value
+    if cond.op == "answered":
+        return True
+    if cond.op == "equals":
+        return value == [values[0]] if isinstance(value, list) else value == values[0]
+    if cond.op == "not_equals":
+        return value != [values[0]] if isinstance(value, list) else value != values[0]
+    if cond.op == "in":
+        if isinstance(value, list):
+            return any(v in values for v in value)
+        return value in values
+    if cond.op == "includes":
+        return isinstance(value, list) and values[0] in value
+    if isinstance(value, int) and isinstance(values[0], int):
+        return value >= values[0] if cond.op == "gte" else value <= values[0]
+    return False
+
+
+def _evaluate(cond: Condition, answers: dict[str, AnswerValue], skipped: tuple[str, ...],
+              vis: Visibility) -> bool | None:
+    """Three-valued: True, False, or None while an earlier answer it needs is still pending."""
+    if isinstance(cond, Compare):
+        head = cond.answer_id.partition(".")[0]
+        if vis.get(head) is False or head in skipped:
+            return False
+        if cond.answer_id in answers:
+            return _compare(cond, answers[cond.answer_id])
+        return None
+    if isinstance(cond, Not):
+        inner = _evaluate(cond.part, answers, skipped, vis)
+        return None if inner is None else not inner
+    results = [_evaluate(part, answers, skipped, vis) for part in cond.parts]
+    if isinstance(cond, AllOf):
+        if False in results:
+            return False
+        return None if None in results else True
+    assert isinstance(cond, AnyOf)  # noqa: S101 - the Condition union is closed
+    if True in results:
+        return True
+    return None if None in results else False
+
+
+def _is_done(item: Item, answers: dict[str, AnswerValue], skipped: tuple[str, ...]) -> bool:
+    return item.id in skipped or all(a in answers for a in item.answer_ids())
+
+
+def visibility(questionnaire: Questionnaire, answers: dict[str, AnswerValue],
+               skipped: tuple[str, ...]) -> Visibility:
+    """Whether each item applies: True, False, or None (depends on a pending answer)."""
+    vis: Visibility = {}
+    for item in questionnaire.items:
+        vis[item.id] = True if item.show_if is None else _evaluate(item.show_if, answers,
+                                                                   skipped, vis)
+    return vis
+
+
+def progress(questionnaire: Questionnaire, session: Session) -> tuple[int, int]:
+    """(items answered or skipped, items that apply so far) for "12 of 31"."""
+    vis = visibility(questionnaire, session.answers, session.skipped)
+    applicable = [i for i in questionnaire.items if vis[i.id] is not False]
+    done = sum(1 for i in applicable if _is_done(i, session.answers, session.skipped))
+    return done, len(applicable)
+
+
+# --- reading a reply ------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Block:
+    """The lines a reply gives for one item (or one grid row)."""
+
+    item: Item
+    lines: list[str] = field(default_factory=list)
+    rows: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _quote(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _QUOTE_CHARS else text[: _QUOTE_CHARS - 1] + "…"
+
+
+def _is_greeting(line: str) -> bool:
+    words = normalise(line)
+    if words in _GREETINGS:
+        return True
+    parts = words.split()
+    return len(parts) <= 3 and parts[:1] in (["hei"], ["hallo"], ["hi"], ["hello"], ["dear"])
+
+
+@dataclass(slots=True)
+class _Run:
+    """The working copy of one step; turned into a `Step` by `finish`."""
+
+    q: Questionnaire
+    before: Session
+    status: Status
+    channel: Channel
+    lang: Lang
+    answers: dict[str, AnswerValue]
+    skipped: list[str]
+    focus: list[str]
+    asked: list[str]
+    events: list[Event] = field(default_factory=list)
+    recorded: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    show_help: set[str] = field(default_factory=set)
+    rejected_items: set[str] = field(default_factory=set)
+    touched: set[str] = field(default_factory=set)
+    final_kind: str | None = None
+    remind: bool = False
+    welcome: bool = False
+    progress_note: bool = False
+
+    # -- helpers --
+
+    def say(self, key: str, **values: object) -> None:
+        self.notes.append(phrase(key, self.lang, **values))
+
+    def vis(self) -> Visibility:
+        return visibility(self.q, self.answers, tuple(self.skipped))
+
+    def done(self, item: Item) -> bool:
+        return _is_done(item, self.answers, tuple(self.skipped))
+
+    def record(self, item: Item, answer_id: str, value: AnswerValue) -> None:
+        self.touched.add(item.id)
+        if item.id in self.skipped:
+            self.skipped.remove(item.id)
+        previous = self.answers.get(answer_id)
+        if previous == value:
+            return
+        self.answers[answer_id] = value
+        self.events.append(AnswerRecorded(answer_id, value, changed=previous is not None))
+        self.recorded.append(answer_id)
+
+    def reject(self, item: Item | None, reason: str, text: str, *, label: str | None = None,
+               **values: object) -> None:
+        self.events.append(InputRejected(item.id if item else None, reason, text))
+        if item is None:
+            self.say("not_placed", text=_quote(text))
+            return
+        self.rejected_items.add(item.id)
+        self.show_help.add(item.id)
+        why = phrase(f"why_{reason}", self.lang, **values)
+        self.say("not_understood", number=label or item.number, text=_quote(text), why=why)
+
+    def unplaced(self, text: str) -> None:
+        if looks_like_question(text):
+            self.events.append(QueryRaised(text.strip()))
+            self.say("query")
+        else:
+            self.reject(None, "not_placed", text)
+
+    # -- reading answers --
+
+    def read_block(self, block: _Block) -> None:
+        item = block.item
+        if item.type is ItemType.GRID:
+            self.read_grid(block)
+            return
+        lines = [line for line in block.lines if line.strip()]
+        if not lines:
+            return
+        joiner = "\n" if item.type is ItemType.TEXT else " "
+        whole = joiner.join(lines)
+        reading = read_answer(item, whole)
+        if isinstance(reading, Rejected) and len(lines) > 1 and item.type is not ItemType.TEXT:
+            first = read_answer(item, lines[0])
+            if isinstance(first, Accepted):
+                reading = first
+                for extra in lines[1:]:
+                    self.unplaced(extra)
+        self.apply(item, item.id, reading, whole)
+
+    def apply(self, item: Item, answer_id: str, reading: Accepted | Rejected, text: str,
+              label: str | None = None) -> None:
+        if isinstance(reading, Accepted):
+            self.record(item, answer_id, reading.value)
+            return
+        if reading.reason == "empty":
+            return
+        values: dict[str, object] = {"limit": reading.limit}
+        if reading.reason == "ambiguous":
+            names = [render_value(item, c, self.lang) for c in reading.candidates]
+            values["candidates"] = ", ".join(names) if names else "?"
+        self.reject(item, str(reading.reason), text, label=label, **values)
+
+    def read_grid(self, block: _Block) -> None:
+        item = block.item
+        rows = {row.id: (index, row) for index, row in enumerate(item.rows)}
+        for row_id, lines in block.rows.items():
+            index, _ = rows[row_id]
+            text = " ".join(line for line in lines if line.strip())
+            if text.strip():
+                self.apply(item, f"{item.id}.{row_id}", read_row(item, text), text,
+                           label=f"{item.number}{row_letter(index)}")
+        lines = [line for line in block.lines if line.strip()]
+        if not lines:
+            return
+        missing = tuple(r for r in item.rows
+                        if r.id not in block.rows and f"{item.id}.{r.id}" not in self.answers)
+        if not missing:
+            missing = tuple(r for r in item.rows if r.id not in block.rows)
+        self.read_grid_values(item, missing, lines)
+
+    def read_grid_values(self, item: Item, rows: tuple[Row, ...], lines: list[str]) -> None:
+        """Lines for several rows: one per row, or all on one line in row order."""
+        if not rows:
+            for line in lines:
+                self.unplaced(line)
+            return
+        whole = " ".join(lines)
+        subset = replace(item, rows=rows)
+        readings = read_grid_line(subset, whole)
+        if readings is None and len(lines) == len(rows):
+            readings = [read_row(item, line) for line in lines]
+        if readings is None and len(rows) == 1:
+            readings = [read_row(item, whole)]
+        if readings is None:
+            letters = ", ".join(row_letter(item.rows.index(r)) for r in rows)
+            self.reject(item, "rows_missing", whole, rows=letters)
+            return
+        for row, reading in zip(rows, readings, strict=True):
+            label = f"{item.number}{row_letter(item.rows.index(row))}"
+            self.apply(item, f"{item.id}.{row.id}", reading, whole, label=label)
+
+    def read_content(self, lines: list[str]) -> None:
+        """Map the non-command lines of a reply to items, then read each item's part."""
+        vis = self.vis()
+        asked = [self.q.item(i) for i in self.asked if self.q.find(i) and vis.get(i)]
+        asked_ids = {item.id for item in asked}
+        blocks: dict[str, _Block] = {}
+        order: list[str] = []
+        current: _Block | None = None
+        current_row: str | None = None
+        plain: list[str] = []
+        for raw in lines:
+            line = _BULLET.sub("", raw.strip())
+            if not line:
+                continue
+            match = _KEY.match(line)
+            if match:
+                item = self.q.by_number(int(match.group(1)))
+                letter, sep, rest = match.group(2), match.group(3), match.group(4)
+                if item is not None and (item.id in asked_ids or (sep == ":" and vis.get(item.id))):
+                    current = blocks.get(item.id)
+                    if current is None:
+                        current = blocks[item.id] = _Block(item)
+                        order.append(item.id)
+                    current_row = None
+                    if letter and item.type is ItemType.GRID:
+                        current_row = self._row_id(item, letter)
+                        if current_row is None:
+                            self.reject(item, "not_placed", line)
+                            continue
+                        current.rows.setdefault(current_row, []).append(rest)
+                    else:
+                        current.lines.append(f"{letter} {rest}" if letter else rest)
+                    continue
+                if item is None or not vis.get(item.id):
+                    if sep == ":":
+                        self.events.append(InputRejected(None, "no_such_item", line))
+                        self.say("no_such_item", number=match.group(1))
+                        continue
+            row_match = _ROW_KEY.match(line)
+            grid = current.item if current and current.item.type is ItemType.GRID else None
+            if grid is None and current is None and row_match:
+                grids = [i for i in asked if i.type is ItemType.GRID and i.id not in blocks]
+                grid = grids[0] if len(grids) == 1 and len(asked) == 1 else None
+            if row_match and grid is not None:
+                row_id = self._row_id(grid, row_match.group(1))
+                if row_id is not None:
+                    if current is None or current.item is not grid:
+                        current = blocks.get(grid.id) or _Block(grid)
+                        if grid.id not in blocks:
+                            blocks[grid.id] = current
+                            order.append(grid.id)
+                    current_row = row_id
+                    current.rows.setdefault(row_id, []).append(row_match.group(3))
+                    continue
+            if current is not None:
+                if current_row is not None:
+                    current.rows[current_row].append(line)
+                else:
+                    current.lines.append(line)
+            else:
+                plain.append(line)
+        for item_id in order:
+            self.read_block(blocks[item_id])
+        self.read_plain(plain, [i for i in asked if i.id not in blocks and not self.done(i)]
+                        or [i for i in asked if i.id not in blocks])
+
+    def read_plain(self, lines: list[str], remaining: list[Item]) -> None:
+        """Unnumbered lines: answers in the order of the questions still open."""
+        lines = [line for line in lines if not _is_greeting(line)]
+        if not lines:
+            return
+        questions = [line for line in lines if looks_like_question(line)]
+        lines = [line for line in lines if line not in questions]
+        for question in questions:
+            self.unplaced(question)
+        if not lines:
+            return
+        if not remaining:
+            for line in lines:
+                self.unplaced(line)
+            return
+        if len(remaining) == 1 or len(lines) == 1:
+            self.read_block(_Block(remaining[0], lines=lines))
+            return
+        for item, line in zip(remaining, lines, strict=False):
+            self.read_block(_Block(item, lines=[line]))
+        for line in lines[len(remaining):]:
+            self.unplaced(line)
+
+    @staticmethod
+    def _row_id(item: Item, letter: str) -> str | None:
+        index = ord(letter.lower()) - ord("a")
+        return item.rows[index].id if 0 <= index < len(item.rows) else None
+
+    # -- commands --
+
+    def command(self, cmd: Command) -> None:
+        kind = cmd.kind
+        if kind is CommandKind.HELP:
+            self.show_help.update(self.asked)
+            self.say("commands")
+        elif kind is CommandKind.STATUS:
+            self.progress_note = True
+        elif kind is CommandKind.PAUSE:
+            if self.status in (Status.IN_PROGRESS, Status.NEW):
+                self.status = Status.PAUSED
+                self.events.append(Paused())
+        elif kind is CommandKind.RESUME:
+            self.resume()
+        elif kind is CommandKind.STOP:
+            if self.status is not Status.STOPPED:
+                self.status = Status.STOPPED
+                self.events.append(Stopped())
+        elif kind is CommandKind.SKIP:
+            self.skip()
+        elif kind is CommandKind.BACK:
+            self.back()
+        elif kind is CommandKind.CHANGE:
+            item = self.q.by_number(cmd.number or 0)
+            if item is None or not self.vis().get(item.id):
+                self.events.append(InputRejected(None, "no_such_item", f"endre {cmd.number}"))
+                self.say("no_such_item", number=cmd.number)
+            else:
+                self.focus = [item.id]
+                self.show_help.add(item.id)
+
+    def resume(self) -> None:
+        if self.status in (Status.PAUSED, Status.STOPPED):
+            self.status = Status.IN_PROGRESS
+            self.events.append(Resumed())
+
+    def skip(self) -> None:
+        vis = self.vis()
+        open_items = [self.q.item(i) for i in self.asked
+                      if self.q.find(i) and vis.get(i) and i not in self.touched]
+        open_items = [i for i in open_items if not self.done(i) or i.id in self.focus]
+        if not open_items:
+            self.say("nothing_to_skip")
+            return
+        skipped = []
+        for item in open_items:
+            if item.required:
+                self.say("required", number=item.number)
+                continue
+            for answer_id in item.answer_ids():
+                if self.answers.pop(answer_id, None) is not None:
+                    self.events.append(AnswerRemoved(answer_id))
+            if item.id not in self.skipped:
+                self.skipped.append(item.id)
+            self.events.append(ItemSkipped(item.id))
+            skipped.append(str(item.number))
+            if item.id in self.focus:
+                self.focus.remove(item.id)
+        if skipped:
+            self.say("skipped", numbers=", ".join(skipped))
+
+    def back(self) -> None:
+        vis = self.vis()
+        items = self.q.items
+        anchor = self.asked[0] if self.asked else None
+        position = next((n for n, i in enumerate(items) if i.id == anchor), len(items))
+        earlier = [i for i in items[:position] if vis.get(i.id) and self.done(i)]
+        if not earlier:
+            self.say("at_start")
+            return
+        if self.channel == "chat":
+            self.focus = [earlier[-1].id]
+        else:
+            page = earlier[-1].page
+            self.focus = [i.id for i in earlier if i.page == page]
+
+    # -- what to ask next --
+
+    def next_asked(self, vis: Visibility) -> list[str]:
+        focus = [i for i in self.focus if vis.get(i)]
+        if focus:
+            return focus
+        pending = [i for i in self.q.items if vis[i.id] is not False and not self.done(i)]
+        if not pending:
+            return []
+        if self.channel == "chat":
+            return [pending[0].id]
+        page = pending[0].page
+        return [i.id for i in pending if i.page == page and vis[i.id]]
+
+    def drop_hidden(self) -> Visibility:
+        """Remove answers to items a changed answer has hidden; earlier-only conditions make one
+        ordered pass enough."""
+        vis: Visibility = {}
+        skipped = tuple(self.skipped)
+        for item in self.q.items:
+            shown = True if item.show_if is None else _evaluate(item.show_if, self.answers,
+                                                                skipped, vis)
+            vis[item.id] = shown
+            if shown is False:
+                for answer_id in item.answer_ids():
+                    if self.answers.pop(answer_id, None) is not None:
+                        self.events.append(AnswerRemoved(answer_id))
+                if item.id in self.skipped:
+                    self.skipped.remove(item.id)
+                    skipped = tuple(self.skipped)
+        return vis
+
+
+def _page_complete(page: Page, vis: Visibility, answers: dict[str, AnswerValue],
+                   skipped: tuple[str, ...]) -> bool:
+    return all(vis[i.id] is False or (vis[i.id] and _is_done(i, answers, skipped))
+               for i in page.items)
+
+
+def advance(questionnaire: Questionnaire, session: Session, inbound: Inbound, *,
+            now: datetime) -> Step:
+    """Take one inbound message (or start, or reminder) and return the next step.
+
+    Raises:
+        EngineError: the session belongs to another questionnaire, or `now` has no time zone.
+    """
+    if now.tzinfo is None:
+        raise EngineError("now must carry a time zone")
+    if session.questionnaire != questionnaire.id:
+        raise EngineError(f"session is for '{session.questionnaire}', not '{questionnaire.id}'")
+    run = _Run(
+        q=questionnaire,
+        before=session,
+        status=session.status,
+        channel=session.channel,
+        lang=session.lang,
+        answers=dict(session.answers),
+        skipped=list(session.skipped),
+        focus=list(session.focus),
+        asked=list(session.asked),
+    )
+    if isinstance(inbound, Start):
+        _start(run, inbound)
+    elif isinstance(inbound, Reminder):
+        _remind(run)
+    else:
+        _reply(run, inbound)
+    return _finish(run, now)
+
+
+def _start(run: _Run, inbound: Start) -> None:
+    if inbound.channel:
+        run.channel = inbound.channel
+    if inbound.lang:
+        run.lang = inbound.lang
+    if run.status is Status.NEW:
+        run.status = Status.IN_PROGRESS
+        run.welcome = True
+    elif run.status is Status.PAUSED:
+        run.resume()
+    elif run.status is Status.STOPPED:
+        run.final_kind = "still_stopped"
+
+
+def _remind(run: _Run) -> None:
+    if run.status in (Status.COMPLETED, Status.STOPPED):
+        run.final_kind = "silent"
+        return
+    if run.status is Status.NEW:
+        run.status = Status.IN_PROGRESS
+        run.welcome = True
+    run.remind = True
+    run.progress_note = True
+
+
+def _reply(run: _Run, inbound: Reply) -> None:
+    if inbound.channel:
+        run.channel = inbound.channel
+    text = inbound.text.replace("\r\n", "\n").replace("\r", "\n")
+    if len(text) > MAX_INPUT_CHARS:
+        text = text[:MAX_INPUT_CHARS]
+        run.events.append(InputRejected(None, "too_long", inbound.text[MAX_INPUT_CHARS:][:200]))
+        run.say("too_long_message", limit=MAX_INPUT_CHARS)
+    commands: list[Command] = []
+    content: list[str] = []
+    for line in text.split("\n"):
+        cmd = read_command(line) if line.strip() else None
+        if cmd is not None:
+            commands.append(cmd)
+        else:
+            content.append(line)
+    if run.status is Status.NEW:
+        run.status = Status.IN_PROGRESS
+        run.asked = run.next_asked(run.vis())
+    if run.status is Status.STOPPED:
+        if any(c.kind is CommandKind.RESUME for c in commands):
+            run.resume()
+        else:
+            body = "\n".join(line for line in content if line.strip())
+            if body and looks_like_question(body):
+                run.events.append(QueryRaised(body.strip()))
+                run.say("query")
+            run.final_kind = "still_stopped"
+            return
+    if run.status is Status.PAUSED and (content and any(line.strip() for line in content)
+                                        or commands):
+        stays_paused = all(c.kind is CommandKind.PAUSE for c in commands) and not any(
+            line.strip() for line in content)
+        if not stays_paused:
+            run.resume()
+    if any(line.strip() for line in content):
+        run.read_content(content)
+    for cmd in commands:
+        run.command(cmd)
+    # Focus items are re-asked until answered; a reply that answers them ends the detour.
+    if run.touched or any(isinstance(e, ItemSkipped) for e in run.events):
+        run.focus = [i for i in run.focus if i in run.rejected_items or
+                     (i not in run.touched and not any(
+                         isinstance(e, ItemSkipped) and e.item_id == i for e in run.events))]
+
+
+def _confirmation(run: _Run) -> list[str]:
+    if not run.recorded:
+        return []
+    lines = [phrase("recorded", run.lang)]
+    for answer_id in run.recorded:
+        if answer_id not in run.answers:
+            continue
+        head, _, row_id = answer_id.partition(".")
+        item = run.q.item(head)
+        label = str(item.number)
+        if row_id:
+            label += row_letter(next(n for n, r in enumerate(item.rows) if r.id == row_id))
+        lines.append(f"  {label}: {render_value(item, run.answers[answer_id], run.lang)}")
+    return lines if len(lines) > 1 else []
+
+
+def _finish(run: _Run, now: datetime) -> Step:
+    lang = run.lang
+    before = run.before
+    vis = run.drop_hidden()
+    skipped = tuple(run.skipped)
+    prompts: list[Prompt] = []
+    if run.final_kind is None and run.status not in (Status.STOPPED, Status.PAUSED):
+        before_vis = visibility(run.q, before.answers, before.skipped)
+        for page in run.q.pages:
+            if _page_complete(page, vis, run.answers, skipped) and not _page_complete(
+                    page, before_vis, before.answers, before.skipped):
+                run.events.append(PageCompleted(page.id))
+    head = _confirmation(run) + run.notes
+    asked: list[str] = []
+    kind = "questions"
+    body: list[str] = []
+    if run.final_kind == "silent":
+        asked = list(before.asked)
+    elif run.final_kind == "still_stopped":
+        body = [phrase("still_stopped", lang)]
+        kind = "stopped"
+    elif run.status is Status.STOPPED:
+        body = [phrase("stopped", lang)]
+        kind = "stopped"
+    elif run.status is Status.PAUSED:
+        body = [phrase("paused", lang)]
+        kind = "paused"
+        asked = list(before.asked)
+    else:
+        asked = run.next_asked(vis)
+        if not asked:
+            kind = "completed"
+            if before.status is not Status.COMPLETED or run.status is not Status.COMPLETED:
+                run.events.append(QuestionnaireCompleted())
+                run.status = Status.COMPLETED
+                if run.q.outro is not None:
+                    body.append(run.q.outro.get(lang))
+                body.append(phrase("completed", lang))
+            else:
+                body.append(phrase("already_completed", lang))
+        else:
+            run.status = Status.IN_PROGRESS
+            body = _questions(run, asked, vis)
+    if run.progress_note and run.status in (Status.IN_PROGRESS, Status.PAUSED):
+        done, total = progress(run.q, _session(run, asked, now))
+        note = phrase("progress", lang, done=done, total=total)
+        if run.remind:
+            note = phrase("reminder", lang) + " " + note
+        head.append(note)
+    if run.final_kind != "silent":
+        parts = ["\n".join(head)] if head else []
+        parts += body
+        choices = ()
+        if run.channel == "chat" and len(asked) == 1 and kind == "questions":
+            choices = chat_choices(run.q.item(asked[0]), lang)
+        prompts.append(Prompt(kind=kind, text="\n\n".join(p for p in parts if p),
+                              asked=tuple(asked), choices=choices))
+    return Step(session=_session(run, asked, now), prompts=tuple(prompts), events=tuple(run.events))
+
+
+def _session(run: _Run, asked: list[str], now: datetime) -> Session:
+    return Session(
+        questionnaire=run.q.id,
+        revision=run.q.revision,
+        channel=run.channel,
+        lang=run.lang,
+        status=run.status,
+        answers=run.answers,
+        skipped=tuple(run.skipped),
+        focus=tuple(run.focus),
+        asked=tuple(asked),
+        updated_at=now.isoformat(),
+    )
+
+
+def _questions(run: _Run, asked: list[str], vis: Visibility) -> list[str]:
+    lang = run.lang
+    items = [run.q.item(i) for i in asked]
+    parts: list[str] = []
+    page = run.q.page(items[0].page)
+    before_page = None
+    if run.before.asked and run.q.find(run.before.asked[0]):
+        before_page = run.q.item(run.before.asked[0]).page
+    new_page = run.welcome or run.remind or before_page != page.id or run.focus
+    if run.welcome and run.q.intro is not None:
+        parts.append(run.q.intro.get(lang))
+    if new_page:
+        number = next(n for n, p in enumerate(run.q.pages, 1) if p.id == page.id)
+        parts.append(phrase("page_header", lang, n=number, total=len(run.q.pages),
+                            title=page.title.get(lang)))
+        first_time = not any(run.done(i) for i in page.items if vis.get(i.id))
+        if page.intro is not None and (first_time or run.remind):
+            parts.append(page.intro.get(lang))
+    for item in items:
+        rows = None
+        if item.type is ItemType.GRID:
+            missing = tuple(r.id for r in item.rows if f"{item.id}.{r.id}" not in run.answers)
+            rows = missing if missing and item.id not in run.focus else None
+        text = render_item(item, lang, rows=rows, show_help=item.id in run.show_help)
+        current = _current_answer(run, item)
+        if current and item.id in run.focus:
+            text += "\n   " + phrase("current_answer", lang, value=current)
+        parts.append(text)
+    if run.channel == "email":
+        parts.append(phrase("how_to_email", lang, example=example_answer(items[0])))
+    return parts
+
+
+def _current_answer(run: _Run, item: Item) -> str:
+    values = []
+    for index, answer_id in enumerate(item.answer_ids()):
+        if answer_id in run.answers:
+            value = render_value(item, run.answers[answer_id], run.lang)
+            values.append(f"{row_letter(index)}: {value}" if item.type is ItemType.GRID else value)
+    return "; ".join(values)

@@ -1,0 +1,170 @@
+"""What goes into the engine (inbound values) and what comes out (prompts, events, the step).
+
+Events are facts in the past tense; the host acts on them (copy an answer to the anonymised
+store, open a desk query, close an invitation). Prompts are what to say to the respondent;
+the channel decides how (an email, a chat message with buttons).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from flows.model import AnswerValue, Lang
+from flows.session import Channel, Session
+
+# --- inbound --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """Begin (or re-show) the conversation: an invitation sent, a chat's /start."""
+
+    channel: Channel | None = None
+    lang: Lang | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A message from the respondent, as text (a chat button press arrives as its text)."""
+
+    text: str
+    channel: Channel | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reminder:
+    """The scheduler wants to remind: say where the respondent stands and ask again."""
+
+
+Inbound = Start | Reply | Reminder
+
+
+# --- events ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerRecorded:
+    """An answer was stored; `changed` when it replaced an earlier one."""
+
+    answer_id: str
+    value: AnswerValue
+    changed: bool = False
+    kind: str = "answer_recorded"
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerRemoved:
+    """An earlier answer no longer applies (a changed answer hid its question)."""
+
+    answer_id: str
+    kind: str = "answer_removed"
+
+
+@dataclass(frozen=True, slots=True)
+class ItemSkipped:
+    """The respondent chose not to answer an item."""
+
+    item_id: str
+    kind: str = "item_skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class InputRejected:
+    """Text that could not be used; `item_id` is None when it could not be placed at all."""
+
+    item_id: str | None
+    reason: str
+    text: str
+    kind: str = "input_rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class PageCompleted:
+    """Every question on a page that applies has been answered or skipped."""
+
+    page_id: str
+    kind: str = "page_completed"
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionnaireCompleted:
+    """Nothing is left to ask."""
+
+    kind: str = "questionnaire_completed"
+
+
+@dataclass(frozen=True, slots=True)
+class Stopped:
+    """The respondent opted out."""
+
+    kind: str = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class Paused:
+    """The respondent wants to continue later."""
+
+    kind: str = "paused"
+
+
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    """A paused or stopped conversation goes on."""
+
+    kind: str = "resumed"
+
+
+@dataclass(frozen=True, slots=True)
+class QueryRaised:
+    """The respondent asked a person something; it goes to the contact person's desk."""
+
+    text: str
+    kind: str = "query_raised"
+
+
+Event = (
+    AnswerRecorded | AnswerRemoved | ItemSkipped | InputRejected | PageCompleted
+    | QuestionnaireCompleted | Stopped | Paused | Resumed | QueryRaised
+)
+
+
+def event_dict(event: Event) -> dict[str, object]:
+    """An event as a plain mapping (for logs, golden files and JSON lines)."""
+    return asdict(event)
+
+
+# --- outbound -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """A quick answer a chat can offer as a button: its label and the text it sends."""
+
+    label: str
+    reply: str
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """One message to the respondent.
+
+    Attributes:
+        kind: questions, completed, stopped, paused or info.
+        text: the message as plain text, in the session's language.
+        asked: the item ids this message asks.
+        choices: buttons for a chat (empty for email).
+    """
+
+    kind: str
+    text: str
+    asked: tuple[str, ...] = ()
+    choices: tuple[Choice, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """The result of one `advance`: the new session, what to send, what happened."""
+
+    session: Session
+    prompts: tuple[Prompt, ...]
+    events: tuple[Event, ...]

@@ -1,0 +1,1 @@
+"""The questionnaires shipped with svarbot (YAML files; see README.md here)."""

@@ -1,0 +1,1 @@
+"""The database: identity side (who was invited) and the anonymised answer store."""
