@@ -108,8 +108,8 @@ def run_demo(settings: Settings, *, respondents: int, seed: int,
 def _print(console: Console, surveys: list[tuple[str, Questionnaire]],
            tallies: dict[str, _Tally], min_cell: int) -> None:
     table = Table(title="Samtaler (simulert)")
-    for column in ("undersøkelse", "respondenter", "e-post / chat", "fullført", "avmeldt",
-                   "meldinger inn", "meldinger ut", "ikke forstått", "spørsmål til kontaktperson"):
+    for column in ("undersøkelse", "svarere", "e-post/chat", "fullført", "avmeldt",
+                   "inn", "ut", "uforstått", "til kontakt"):
         table.add_column(column, justify="right" if column != "undersøkelse" else "left")
     for survey_id, _ in surveys:
         t = tallies[survey_id]

@@ -599,7 +599,7 @@ def _read_single(item: Item, text: str) -> Reading:
                 return Accepted(choices.ids[index])
             if hits and (is_number or marked):
                 return _ambiguous(choices, hits | {index})
-            if not hits and marked:
+            if not hits and marked and not any(_is_digits(w) for w in words[used:]):
                 return Accepted(choices.ids[index])
     hits = _fuzzy(choices, key)
     if hits:
@@ -636,9 +636,7 @@ def _read_multi(item: Item, text: str) -> Reading:
         return _unknown(choices)
     exclusive = [i for i in chosen if choices.exclusive[i]]
     if exclusive and len(chosen) > 1:
-        return Rejected(
-            RejectReason.EXCLUSIVE, candidates=tuple(choices.ids[i] for i in exclusive)
-        )
+        return Rejected(RejectReason.EXCLUSIVE, candidates=tuple(choices.ids[i] for i in exclusive))
     if item.max_choices is not None and len(chosen) > item.max_choices:
         return Rejected(RejectReason.TOO_MANY, limit=item.max_choices)
     return Accepted([choices.ids[i] for i in chosen])
@@ -874,9 +872,12 @@ def _read_yes_no(text: str, *, dont_know: bool) -> Reading:
         if after < len(words) and words[after] in _HEDGES:
             return _NOT_YES_NO  # "ja, kanskje"
         following = _longest(words, _YES_NO, after)
-        if following is not None and following[0] != value:
-            if " ".join(words[after : following[1]]) in _STRONG:
-                return _NOT_YES_NO  # "ja og nei", "ja/nei"
+        if (
+            following is not None
+            and following[0] != value
+            and " ".join(words[after : following[1]]) in _STRONG
+        ):
+            return _NOT_YES_NO  # "ja og nei", "ja/nei"
     return _yes_no_value(value, dont_know=dont_know)
 
 

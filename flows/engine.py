@@ -250,16 +250,20 @@ class _Run:
         lines = [line for line in block.lines if line.strip()]
         if not lines:
             return
-        joiner = "\n" if item.type is ItemType.TEXT else " "
-        whole = joiner.join(lines)
-        reading = read_answer(item, whole)
-        if isinstance(reading, Rejected) and len(lines) > 1 and item.type is not ItemType.TEXT:
-            first = read_answer(item, lines[0])
-            if isinstance(first, Accepted):
-                reading = first
-                for extra in lines[1:]:
-                    self.unplaced(extra)
-        self.apply(item, item.id, reading, whole)
+        if item.type is ItemType.TEXT or len(lines) == 1:
+            whole = "\n".join(lines)
+            self.apply(item, item.id, read_answer(item, whole), whole)
+            return
+        # A short answer followed by more lines: the first line is the answer when it reads
+        # on its own, and the rest is named back rather than folded into it.
+        first = read_answer(item, lines[0])
+        if isinstance(first, Accepted):
+            self.apply(item, item.id, first, lines[0])
+            for extra in lines[1:]:
+                self.unplaced(extra)
+            return
+        whole = " ".join(lines)
+        self.apply(item, item.id, read_answer(item, whole), whole)
 
     def apply(self, item: Item, answer_id: str, reading: Accepted | Rejected, text: str,
               label: str | None = None) -> None:
@@ -650,6 +654,8 @@ def _finish(run: _Run, now: datetime) -> Step:
     if run.final_kind is None and run.status not in (Status.STOPPED, Status.PAUSED):
         before_vis = visibility(run.q, before.answers, before.skipped)
         for page in run.q.pages:
+            if not any(vis[i.id] for i in page.items):
+                continue  # a page skip logic hides entirely is never "completed"
             if _page_complete(page, vis, run.answers, skipped) and not _page_complete(
                     page, before_vis, before.answers, before.skipped):
                 run.events.append(PageCompleted(page.id))

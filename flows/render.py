@@ -88,8 +88,8 @@ def render_item(item: Item, lang: Lang, *, rows: tuple[str, ...] | None = None,
     specials = _specials(item.scale, item.dont_know, lang)
     if specials:
         lines.append("   " + phrase("or_special", lang, words="» / «".join(specials)))
-    if not item.required:
-        lines.append("   " + phrase("optional", lang))
+    if item.required:
+        lines.append("   " + phrase("required_item", lang))
     return "\n".join(lines)
 
 

@@ -1,0 +1,328 @@
+"""The dialogue engine: pages by email, one item in chat, confirmations, re-asking, commands."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from flows.engine import EngineError, advance, progress
+from flows.events import (
+    AnswerRecorded,
+    AnswerRemoved,
+    InputRejected,
+    ItemSkipped,
+    PageCompleted,
+    Paused,
+    QueryRaised,
+    QuestionnaireCompleted,
+    Reminder,
+    Reply,
+    Resumed,
+    Start,
+    Step,
+    Stopped,
+)
+from flows.loader import parse
+from flows.model import Questionnaire
+from flows.session import Channel, Session, Status, from_json, new_session, to_json
+
+NOW = datetime(2019, 10, 15, 9, 0, tzinfo=UTC)
+
+SMALL = """\
+spec_version: 1
+id: small
+title: {nb: Liten test, nn: Liten test}
+languages: [nb, nn]
+pages:
+  - id: p1
+    title: {nb: Om deg, nn: Om deg}
+    items:
+      - id: sektor
+        type: single
+        required: true
+        text: {nb: "Hvilken sektor?", nn: "Kva sektor?"}
+        help: {nb: Velg den som passer best., nn: Vel den som passar best.}
+        options:
+          - {id: helse, label: {nb: Helse og omsorg, nn: Helse og omsorg}}
+          - {id: oppvekst, label: {nb: Oppvekst og utdanning, nn: Oppvekst og utdanning}}
+          - {id: kultur, label: {nb: Kultur, nn: Kultur}}
+      - id: innovert
+        type: yesno
+        required: true
+        dont_know: true
+        text: {nb: "Har dere innført noe nytt?", nn: "Har de innført noko nytt?"}
+      - id: hva
+        type: text
+        text: {nb: Beskriv det nyeste., nn: Beskriv det nyaste.}
+        show_if: {item: innovert, equals: "yes"}
+  - id: p2
+    title: {nb: Mer, nn: Meir}
+    items:
+      - id: ansatte
+        type: number
+        min: 0
+        max: 5000
+        text: {nb: "Hvor mange ansatte?", nn: "Kor mange tilsette?"}
+      - id: grad
+        type: grid
+        text: {nb: "Hva fremmet det?", nn: "Kva fremja det?"}
+        scale: {min: 1, max: 6, labels: {1: {nb: Hemmet, nn: Hemma}, 6: {nb: Fremmet, nn: Fremja}}, dont_know: true}
+        rows:
+          - {id: teknologi, label: {nb: Ny teknologi, nn: Ny teknologi}}
+          - {id: ledelse, label: {nb: Ledelse, nn: Leiing}}
+          - {id: okonomi, label: {nb: Økonomi, nn: Økonomi}}
+      - id: samarbeid
+        type: multi
+        max_choices: 2
+        text: {nb: "Hvem samarbeidet dere med?", nn: "Kven samarbeidde de med?"}
+        options:
+          - {id: kommuner, label: {nb: Andre kommuner, nn: Andre kommunar}}
+          - {id: forskning, label: {nb: Forskning, nn: Forsking}}
+          - {id: private, label: {nb: Private bedrifter, nn: Private bedrifter}}
+          - {id: ingen, label: {nb: Ingen, nn: Ingen}, exclusive: true}
+"""
+
+
+@pytest.fixture(scope="module")
+def q() -> Questionnaire:
+    return parse(SMALL, "small.yaml")
+
+
+class Chat:
+    """Drives the engine like a channel does: the session crosses JSON between every step."""
+
+    def __init__(self, q: Questionnaire, channel: Channel = "email", lang: str = "nb") -> None:
+        self.q = q
+        self.stored = to_json(new_session(q.id, q.revision, channel=channel,
+                                          lang=lang))  # type: ignore[arg-type]
+        self.last = self.send(Start())
+
+    @property
+    def session(self) -> Session:
+        return from_json(self.stored)
+
+    def send(self, inbound: Start | Reply | Reminder) -> Step:
+        step = advance(self.q, from_json(self.stored), inbound, now=NOW)
+        self.stored = to_json(step.session)
+        self.last = step
+        return step
+
+    def say(self, text: str) -> Step:
+        return self.send(Reply(text))
+
+
+def kinds(step: Step) -> list[str]:
+    return [e.kind for e in step.events]
+
+
+def test_email_asks_a_whole_page_numbered(q: Questionnaire) -> None:
+    """By email the first message asks every item of page 1 that applies, numbered."""
+    chat = Chat(q)
+    prompt = chat.last.prompts[0]
+    assert prompt.asked == ("sektor", "innovert")  # 'hva' waits for the yes/no
+    assert "Del 1 av 2: Om deg" in prompt.text
+    assert "1. Hvilken sektor?" in prompt.text
+    assert "   2) Oppvekst og utdanning" in prompt.text
+    assert "2. Har dere innført noe nytt?" in prompt.text
+    assert chat.session.status is Status.IN_PROGRESS
+
+
+def test_chat_asks_one_item_with_buttons(q: Questionnaire) -> None:
+    """In a chat one item is asked at a time, with a button per option."""
+    chat = Chat(q, channel="chat")
+    prompt = chat.last.prompts[0]
+    assert prompt.asked == ("sektor",)
+    assert [c.label for c in prompt.choices] == ["Helse og omsorg", "Oppvekst og utdanning",
+                                                 "Kultur"]
+    step = chat.say(prompt.choices[2].reply)
+    assert step.events[0] == AnswerRecorded("sektor", "kultur")
+    assert step.prompts[0].asked == ("innovert",)
+    assert [c.reply for c in step.prompts[0].choices] == ["ja", "nei", "vet ikke"]
+
+
+def test_numbered_reply_answers_several_items_and_confirms(q: Questionnaire) -> None:
+    """`1: …` / `2) …` lines answer their items; the reply confirms what was understood."""
+    chat = Chat(q)
+    step = chat.say("1: helse og omsorg\n2) ja")
+    assert [e for e in step.events if isinstance(e, AnswerRecorded)] == [
+        AnswerRecorded("sektor", "helse"), AnswerRecorded("innovert", "yes")]
+    text = step.prompts[0].text
+    assert "Registrert:\n  1: Helse og omsorg\n  2: Ja" in text
+    assert step.prompts[0].asked == ("hva",)  # the follow-up shown by the yes
+
+
+def test_plain_lines_answer_in_item_order(q: Questionnaire) -> None:
+    """Unnumbered lines answer the open items in order."""
+    chat = Chat(q)
+    step = chat.say("Oppvekst\nnei")
+    assert chat.session.answers == {"sektor": "oppvekst", "innovert": "no"}
+    assert PageCompleted("p1") in step.events
+    assert step.prompts[0].asked == ("ansatte", "grad", "samarbeid")
+    assert "Del 2 av 2: Mer" in step.prompts[0].text
+
+
+def test_only_the_missing_or_invalid_item_is_asked_again_with_help(q: Questionnaire) -> None:
+    """A reply that answers one item and garbles another gets the garbled one back, with help."""
+    chat = Chat(q)
+    step = chat.say("1: blomster\n2: ja")
+    rejected = [e for e in step.events if isinstance(e, InputRejected)]
+    assert rejected == [InputRejected("sektor", "unknown_option", "blomster")]
+    text = step.prompts[0].text
+    assert "Jeg forstod ikke svaret på 1 («blomster»)" in text
+    assert "(Velg den som passer best.)" in text
+    assert step.prompts[0].asked == ("sektor", "hva")
+    assert chat.session.answers == {"innovert": "yes"}
+
+
+def test_text_that_fits_nowhere_is_quoted_back(q: Questionnaire) -> None:
+    """Extra lines are never dropped silently: they are named in the reply."""
+    chat = Chat(q)
+    step = chat.say("1: kultur\n2: nei\nForresten er vi en liten enhet")
+    assert InputRejected(None, "not_placed", "Forresten er vi en liten enhet") in step.events
+    assert "«Forresten er vi en liten enhet»" in step.prompts[0].text
+
+
+def test_a_question_to_a_person_becomes_a_query(q: Questionnaire) -> None:
+    """'Hvem skal svare på dette?' goes to the contact person, not into an answer."""
+    chat = Chat(q)
+    step = chat.say("Hvem skal svare på dette?")
+    assert step.events == (QueryRaised("Hvem skal svare på dette?"),)
+    assert "kontaktpersonen" in step.prompts[0].text
+    assert step.prompts[0].asked == ("sektor", "innovert")
+
+
+def test_changing_an_answer_re_evaluates_what_follows(q: Questionnaire) -> None:
+    """Changing 'innovert' from yes to no removes the answer to the follow-up it showed."""
+    chat = Chat(q)
+    chat.say("1: helse\n2: ja")
+    chat.say("Vi har innført digitalt nattilsyn.")
+    assert chat.session.answers["hva"] == "Vi har innført digitalt nattilsyn."
+    step = chat.say("endre 2")
+    assert step.prompts[0].asked == ("innovert",)
+    assert "Svaret ditt nå: Ja" in step.prompts[0].text
+    step = chat.say("nei")
+    assert AnswerRecorded("innovert", "no", changed=True) in step.events
+    assert AnswerRemoved("hva") in step.events
+    assert "hva" not in chat.session.answers
+    assert step.prompts[0].asked == ("ansatte", "grad", "samarbeid")
+
+
+def test_grid_rows_by_letter_or_on_one_line(q: Questionnaire) -> None:
+    """A grid is answered row by row (`5a: 4`) or on one line; missing rows are re-asked."""
+    chat = Chat(q)
+    chat.say("1: kultur\n2: nei")
+    step = chat.say("4: ca. 40\n5a: 6\n5b: fem\n6: 1 og 2")
+    assert chat.session.answers == {
+        "sektor": "kultur", "innovert": "no", "ansatte": 40, "grad.teknologi": 6,
+        "grad.ledelse": 5, "samarbeid": ["kommuner", "forskning"]}
+    assert step.prompts[0].asked == ("grad",)
+    assert "c) Økonomi" in step.prompts[0].text
+    assert "a) Ny teknologi" not in step.prompts[0].text
+    step = chat.say("vet ikke")
+    assert AnswerRecorded("grad.okonomi", "dont_know") in step.events
+    assert QuestionnaireCompleted() in step.events
+    assert chat.session.status is Status.COMPLETED
+    assert step.prompts[0].kind == "completed"
+
+    other = Chat(q)
+    other.say("1: kultur\n2: nei")
+    other.say("4: 12\n5: 1 2 3\n6: ingen")
+    assert [other.session.answers[f"grad.{r}"] for r in ("teknologi", "ledelse", "okonomi")] \
+        == [1, 2, 3]
+
+
+def test_skip_respects_required(q: Questionnaire) -> None:
+    """`hopp over` skips optional items and refuses required ones."""
+    chat = Chat(q)
+    step = chat.say("hopp over")
+    assert not any(isinstance(e, ItemSkipped) for e in step.events)
+    assert "Spørsmål 1 må besvares" in step.prompts[0].text
+    chat.say("1: kultur\n2: nei")
+    step = chat.say("4: 10\nhopp over")
+    assert ItemSkipped("grad") in step.events and ItemSkipped("samarbeid") in step.events
+    assert chat.session.status is Status.COMPLETED
+
+
+def test_stop_pause_resume_and_status(q: Questionnaire) -> None:
+    """Opt-out stops everything; pause waits; any reply resumes; status tells the progress."""
+    chat = Chat(q)
+    step = chat.say("status")
+    assert "Du har svart på 0 av 6 spørsmål." in step.prompts[0].text
+    step = chat.say("pause")
+    assert step.events == (Paused(),) and chat.session.status is Status.PAUSED
+    step = chat.say("1: helse")
+    assert step.events[0] == Resumed()
+    step = chat.say("meld meg av")
+    assert step.events == (Stopped(),)
+    assert step.prompts[0].kind == "stopped"
+    step = chat.say("2: ja")
+    assert step.events == ()
+    assert chat.session.answers == {"sektor": "helse"}
+    step = chat.say("fortsett")
+    assert step.events == (Resumed(),)
+    assert step.prompts[0].asked == ("innovert",)
+
+
+def test_back_in_chat_and_email(q: Questionnaire) -> None:
+    """`tilbake` re-asks the previous item (chat) or page (email)."""
+    chat = Chat(q, channel="chat")
+    chat.say("1")
+    step = chat.say("tilbake")
+    assert step.prompts[0].asked == ("sektor",)
+    step = chat.say("3")
+    assert AnswerRecorded("sektor", "kultur", changed=True) in step.events
+    assert step.prompts[0].asked == ("innovert",)
+    mail = Chat(q)
+    mail.say("1: helse\n2: nei")
+    step = mail.say("tilbake")
+    assert step.prompts[0].asked == ("sektor", "innovert")
+
+
+def test_nynorsk_prompts(q: Questionnaire) -> None:
+    """A nynorsk respondent gets nynorsk questions and nynorsk words from the bot."""
+    chat = Chat(q, lang="nn")
+    assert "Kva sektor?" in chat.last.prompts[0].text
+    step = chat.say("1: ingenting\n2: veit ikkje")
+    assert "Eg forstod ikkje svaret på 1" in step.prompts[0].text
+    assert chat.session.answers == {"innovert": "dont_know"}
+
+
+def test_reminder_says_where_the_respondent_stands(q: Questionnaire) -> None:
+    """A reminder carries the progress and the open questions."""
+    chat = Chat(q)
+    chat.say("1: helse")
+    step = chat.send(Reminder())
+    assert "Du har svart på 1 av 6 spørsmål." in step.prompts[0].text
+    assert step.prompts[0].asked == ("innovert",)
+    assert step.events == ()
+
+
+def test_progress_counts_applicable_items(q: Questionnaire) -> None:
+    """Progress counts answered items against those that apply."""
+    chat = Chat(q)
+    chat.say("1: helse\n2: ja")
+    assert progress(q, chat.session) == (2, 6)
+    chat.say("endre 2")
+    chat.say("nei")
+    assert progress(q, chat.session) == (2, 5)
+
+
+def test_caller_errors_raise_and_change_nothing(q: Questionnaire) -> None:
+    """A naive clock or another questionnaire's session is the caller's error."""
+    session = new_session(q.id, q.revision)
+    with pytest.raises(EngineError):
+        advance(q, session, Start(), now=datetime(2019, 10, 15))  # noqa: DTZ001
+    with pytest.raises(EngineError):
+        advance(q, new_session("other", "x"), Start(), now=NOW)
+    assert session == new_session(q.id, q.revision)
+
+
+def test_same_inputs_same_outputs(q: Questionnaire) -> None:
+    """The engine is deterministic: replaying a conversation gives identical steps."""
+    script = ["1: helse\n2: ja", "Nytt system", "hjelp", "4: 30\n5: 4 5 6\n6: a og c"]
+    runs = []
+    for _ in range(2):
+        chat = Chat(q)
+        runs.append([chat.last] + [chat.say(text) for text in script])
+    assert runs[0] == runs[1]
