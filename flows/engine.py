@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Collection
 from datetime import datetime
 
 from flows.answers import Accepted, Rejected, normalise, read_answer, read_grid_line, read_row
@@ -105,41 +106,63 @@ def _compare(cond: Compare, value: AnswerValue) -> bool:
     return False
 
 
-def _evaluate(cond: Condition, answers: dict[str, AnswerValue], skipped: tuple[str, ...],
+def _evaluate(cond: Condition, answers: dict[str, AnswerValue], skipped: Collection[str],
               vis: Visibility) -> bool | None:
     """Three-valued: True, False, or None while an earlier answer it needs is still pending."""
-    if isinstance(cond, Compare):
-        head = cond.answer_id.partition(".")[0]
+    kind = type(cond)
+    if kind is Compare:
+        assert isinstance(cond, Compare)  # noqa: S101 - narrowing for the type checker
+        head = cond.item_id
         if vis.get(head) is False or head in skipped:
             return False
-        if cond.answer_id in answers:
-            return _compare(cond, answers[cond.answer_id])
-        return None
-    if isinstance(cond, Not):
+        value = answers.get(cond.answer_id)
+        return None if value is None else _compare(cond, value)
+    if kind is Not:
+        assert isinstance(cond, Not)  # noqa: S101
         inner = _evaluate(cond.part, answers, skipped, vis)
         return None if inner is None else not inner
-    results = [_evaluate(part, answers, skipped, vis) for part in cond.parts]
-    if isinstance(cond, AllOf):
-        if False in results:
-            return False
-        return None if None in results else True
-    assert isinstance(cond, AnyOf)  # noqa: S101 - the Condition union is closed
-    if True in results:
-        return True
-    return None if None in results else False
+    assert isinstance(cond, AllOf | AnyOf)  # noqa: S101 - the Condition union is closed
+    decisive = kind is AnyOf  # the part value that settles the whole: True for any, False for all
+    unknown = False
+    for part in cond.parts:
+        result = _evaluate(part, answers, skipped, vis)
+        if result is None:
+            unknown = True
+        elif result is decisive:
+            return decisive
+    return None if unknown else not decisive
 
 
-def _is_done(item: Item, answers: dict[str, AnswerValue], skipped: tuple[str, ...]) -> bool:
-    return item.id in skipped or all(a in answers for a in item.answer_ids())
+def _is_done(item: Item, answers: dict[str, AnswerValue], skipped: Collection[str]) -> bool:
+    keys = item.keys
+    if len(keys) == 1:
+        return keys[0] in answers or item.id in skipped
+    return item.id in skipped or all(a in answers for a in keys)
 
 
 def visibility(questionnaire: Questionnaire, answers: dict[str, AnswerValue],
-               skipped: tuple[str, ...]) -> Visibility:
-    """Whether each item applies: True, False, or None (depends on a pending answer)."""
+               skipped: Collection[str],
+               on_hidden: Callable[[Item], None] | None = None) -> Visibility:
+    """Whether each item applies: True, False, or None (depends on a pending answer).
+
+    `on_hidden` is called for each hidden item as the pass reaches it, so a caller can remove
+    its answers before later conditions are evaluated; since conditions only look back, one
+    ordered pass is enough.
+    """
     vis: Visibility = {}
+    evaluated: dict[int, bool | None] = {}
+    slots = questionnaire.condition_slots
     for item in questionnaire.items:
-        vis[item.id] = True if item.show_if is None else _evaluate(item.show_if, answers,
-                                                                   skipped, vis)
+        if item.show_if is None:
+            vis[item.id] = True
+            continue
+        # Equal conditions name the same earlier answers, so their result is shared.
+        slot = slots[item.id]
+        if slot not in evaluated:
+            evaluated[slot] = _evaluate(item.show_if, answers, skipped, vis)
+        shown = vis[item.id] = evaluated[slot]
+        if shown is False and on_hidden is not None:
+            on_hidden(item)
     return vis
 
 
@@ -199,6 +222,9 @@ class _Run:
     remind: bool = False
     welcome: bool = False
     progress_note: bool = False
+    #: Visibility cached until the next event or skip changes what it depends on.
+    _vis: tuple[tuple[int, int], Visibility] | None = None
+    initial_vis: Visibility = field(default_factory=dict)
 
     # -- helpers --
 
@@ -206,10 +232,13 @@ class _Run:
         self.notes.append(phrase(key, self.lang, **values))
 
     def vis(self) -> Visibility:
-        return visibility(self.q, self.answers, tuple(self.skipped))
+        key = (len(self.events), len(self.skipped))
+        if self._vis is None or self._vis[0] != key:
+            self._vis = (key, visibility(self.q, self.answers, self.skipped))
+        return self._vis[1]
 
     def done(self, item: Item) -> bool:
-        return _is_done(item, self.answers, tuple(self.skipped))
+        return _is_done(item, self.answers, self.skipped)
 
     def record(self, item: Item, answer_id: str, value: AnswerValue) -> None:
         self.touched.add(item.id)
@@ -494,35 +523,31 @@ class _Run:
         focus = [i for i in self.focus if vis.get(i)]
         if focus:
             return focus
-        pending = [i for i in self.q.items if vis[i.id] is not False and not self.done(i)]
-        if not pending:
+        items = self.q.items
+        first = next((n for n, i in enumerate(items)
+                      if vis[i.id] is not False and not self.done(i)), None)
+        if first is None:
             return []
         if self.channel == "chat":
-            return [pending[0].id]
-        page = pending[0].page
-        return [i.id for i in pending if i.page == page and vis[i.id]]
+            return [items[first].id]
+        page = items[first].page
+        return [i.id for i in items[first:]
+                if i.page == page and vis[i.id] and not self.done(i)]
 
     def drop_hidden(self) -> Visibility:
-        """Remove answers to items a changed answer has hidden; earlier-only conditions make one
-        ordered pass enough."""
-        vis: Visibility = {}
-        skipped = tuple(self.skipped)
-        for item in self.q.items:
-            shown = True if item.show_if is None else _evaluate(item.show_if, self.answers,
-                                                                skipped, vis)
-            vis[item.id] = shown
-            if shown is False:
-                for answer_id in item.answer_ids():
-                    if self.answers.pop(answer_id, None) is not None:
-                        self.events.append(AnswerRemoved(answer_id))
-                if item.id in self.skipped:
-                    self.skipped.remove(item.id)
-                    skipped = tuple(self.skipped)
-        return vis
+        """Remove answers to items that a changed answer has hidden."""
+        return visibility(self.q, self.answers, self.skipped, self._forget)
+
+    def _forget(self, item: Item) -> None:
+        for answer_id in item.keys:
+            if self.answers.pop(answer_id, None) is not None:
+                self.events.append(AnswerRemoved(answer_id))
+        if item.id in self.skipped:
+            self.skipped.remove(item.id)
 
 
 def _page_complete(page: Page, vis: Visibility, answers: dict[str, AnswerValue],
-                   skipped: tuple[str, ...]) -> bool:
+                   skipped: Collection[str]) -> bool:
     return all(vis[i.id] is False or (vis[i.id] and _is_done(i, answers, skipped))
                for i in page.items)
 
@@ -549,6 +574,10 @@ def advance(questionnaire: Questionnaire, session: Session, inbound: Inbound, *,
         focus=list(session.focus),
         asked=list(session.asked),
     )
+    # Visibility before this step: read_content starts from it and page completion compares
+    # against it, so it is computed once.
+    run._vis = ((0, len(run.skipped)), visibility(questionnaire, session.answers, session.skipped))
+    run.initial_vis = run._vis[1]
     if isinstance(inbound, Start):
         _start(run, inbound)
     elif isinstance(inbound, Reminder):
@@ -651,10 +680,18 @@ def _finish(run: _Run, now: datetime) -> Step:
     vis = run.drop_hidden()
     skipped = tuple(run.skipped)
     prompts: list[Prompt] = []
-    if run.final_kind is None and run.status not in (Status.STOPPED, Status.PAUSED):
-        before_vis = visibility(run.q, before.answers, before.skipped)
+    changed = any(isinstance(e, AnswerRecorded | ItemSkipped | AnswerRemoved) for e in run.events)
+    if changed and run.final_kind is None and run.status not in (Status.STOPPED, Status.PAUSED):
+        before_vis = run.initial_vis
+        # Only a page holding an item that was answered, skipped, or shown or hidden by this
+        # step can have just become complete.
+        moved = {e.answer_id.partition(".")[0] for e in run.events
+                 if isinstance(e, AnswerRecorded | AnswerRemoved)}
+        moved |= {e.item_id for e in run.events if isinstance(e, ItemSkipped)}
+        moved |= {i for i, shown in vis.items() if before_vis.get(i) != shown}
+        pages = {run.q.item(i).page for i in moved}
         for page in run.q.pages:
-            if not any(vis[i.id] for i in page.items):
+            if page.id not in pages or not any(vis[i.id] for i in page.items):
                 continue  # a page skip logic hides entirely is never "completed"
             if _page_complete(page, vis, run.answers, skipped) and not _page_complete(
                     page, before_vis, before.answers, before.skipped):
@@ -745,7 +782,11 @@ def _questions(run: _Run, asked: list[str], vis: Visibility) -> list[str]:
         if item.type is ItemType.GRID:
             missing = tuple(r.id for r in item.rows if f"{item.id}.{r.id}" not in run.answers)
             rows = missing if missing and item.id not in run.focus else None
-        text = render_item(item, lang, rows=rows, show_help=item.id in run.show_help)
+        memo_key = ("item", item.id, lang, rows, item.id in run.show_help)
+        text = run.q.memo.get(memo_key) or ""
+        if not text:
+            text = run.q.memo[memo_key] = render_item(item, lang, rows=rows,
+                                                      show_help=item.id in run.show_help)
         current = _current_answer(run, item)
         if current and item.id in run.focus:
             text += "\n   " + phrase("current_answer", lang, value=current)

@@ -114,6 +114,11 @@ class Compare:
     answer_id: str
     op: CompareOp
     value: tuple[str | int, ...]
+    #: The item the answer belongs to (derived: `answer_id` without a grid row).
+    item_id: str = field(default="", compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "item_id", self.answer_id.partition(".")[0])
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +179,16 @@ class Item:
     rows: tuple[Row, ...] = ()
     #: Grid: the kind of answer in each row ("scale" or "yesno").
     row_type: Literal["scale", "yesno"] = "scale"
+    #: The answer ids (derived): the item id, or `item.row` for each grid row.
+    keys: tuple[str, ...] = field(default=(), compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Derived once: the engine asks for an item's answer ids many times per step.
+        if self.type is ItemType.GRID:
+            keys = tuple(f"{self.id}.{row.id}" for row in self.rows)
+        else:
+            keys = (self.id,)
+        object.__setattr__(self, "keys", keys)
 
     def option(self, option_id: str) -> Option | None:
         """The option with this id, if any."""
@@ -184,9 +199,7 @@ class Item:
 
     def answer_ids(self) -> tuple[str, ...]:
         """The keys under which this item's answers are stored (one per grid row)."""
-        if self.type is ItemType.GRID:
-            return tuple(f"{self.id}.{row.id}" for row in self.rows)
-        return (self.id,)
+        return self.keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,13 +231,20 @@ class Questionnaire:
     revision: str = ""
     #: All items in order (derived from `pages`).
     items: tuple[Item, ...] = field(default=(), compare=False, repr=False)
+    #: Items whose `show_if` is equal share a slot, so a condition is evaluated once per pass.
+    condition_slots: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    #: Memo for values derived from this (immutable) questionnaire, such as rendered items.
+    memo: dict[object, str] = field(default_factory=dict, compare=False, repr=False)
     _by_id: dict[str, Item] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         # Derived once: the engine looks items up on every step.
         object.__setattr__(self, "items", tuple(i for page in self.pages for i in page.items))
+        unique: dict[Condition, int] = {}
         for item in self.items:
             self._by_id[item.id] = item
+            if item.show_if is not None:
+                self.condition_slots[item.id] = unique.setdefault(item.show_if, len(unique))
 
     def item(self, item_id: str) -> Item:
         """The item with this id (KeyError if none)."""
