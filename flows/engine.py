@@ -191,12 +191,16 @@ def _quote(text: str) -> str:
     return text if len(text) <= _QUOTE_CHARS else text[: _QUOTE_CHARS - 1] + "…"
 
 
+_SALUTATIONS = frozenset({"hei", "hallo", "hi", "hello", "dear", "mvh", "hilsen", "helsing"})
+
+
 def _is_greeting(line: str) -> bool:
+    """A greeting or sign-off line ("Hei!", "Mvh Kari"): not an answer, nothing to report."""
     words = normalise(line)
     if words in _GREETINGS:
         return True
     parts = words.split()
-    return len(parts) <= 3 and parts[:1] in (["hei"], ["hallo"], ["hi"], ["hello"], ["dear"])
+    return 1 < len(parts) <= 3 and parts[0] in _SALUTATIONS
 
 
 @dataclass(slots=True)
@@ -358,7 +362,7 @@ class _Run:
         plain: list[str] = []
         for raw in lines:
             line = _BULLET.sub("", raw.strip())
-            if not line:
+            if not line or _is_greeting(line):
                 continue
             match = _KEY.match(line)
             if match:
@@ -414,9 +418,6 @@ class _Run:
 
     def read_plain(self, lines: list[str], remaining: list[Item]) -> None:
         """Unnumbered lines: answers in the order of the questions still open."""
-        lines = [line for line in lines if not _is_greeting(line)]
-        if not lines:
-            return
         questions = [line for line in lines if looks_like_question(line)]
         lines = [line for line in lines if line not in questions]
         for question in questions:
