@@ -116,7 +116,8 @@ def flow_show(file: str, as_json: bool) -> None:
 @click.option("--channel", type=click.Choice(["email", "chat"]), default="email",
               show_default=True, help="Email asks a page at a time; chat one question at a time.")
 @click.option("--jsonl", is_flag=True,
-              help='Machine mode: read {"text": ...} lines from stdin, write one JSON line per step.')
+              help='Machine mode: read {"text": ...} lines from stdin, '
+                   "write one JSON line per step.")
 def flow_try(file: str, lang: str, channel: str, jsonl: bool) -> None:
     """Answer a questionnaire in the terminal, as a respondent would."""
     from bot.flowtool import run_interactive, run_jsonl

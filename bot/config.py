@@ -82,7 +82,7 @@ class TelegramSettings(_Section):
     """The Telegram channel."""
 
     enabled: bool = False
-    token_env: str = "SVARBOT_TELEGRAM_TOKEN"
+    token_env: str = "SVARBOT_TELEGRAM_TOKEN"  # noqa: S105 - the name of a variable
     bot_username: str = "svarbot_demo_bot"
     base_url: str | None = None
 

@@ -43,7 +43,7 @@ def _item_json(item: Item) -> dict[str, object]:
         data["labels"] = {str(p): _text_json(t) for p, t in item.scale.labels}
         data["dont_know"] = item.scale.dont_know
         data["not_relevant"] = item.scale.not_relevant
-    elif item.type is ItemType.YESNO or item.row_type == "yesno" and item.rows:
+    elif item.type is ItemType.YESNO or (item.row_type == "yesno" and item.rows):
         data["dont_know"] = item.dont_know
     if item.type is ItemType.MULTI:
         data["max_choices"] = item.max_choices
@@ -128,7 +128,7 @@ def run_jsonl(q: Questionnaire, lines: Iterable[str], out: TextIO, *, channel: C
             continue
         try:
             message = json.loads(raw)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             message = None
             problem = f"input line {number}: not JSON ({exc.msg})"
         else:

@@ -18,8 +18,8 @@ change nothing.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
 from collections.abc import Callable, Collection
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from flows.answers import Accepted, Rejected, normalise, read_answer, read_grid_line, read_row
@@ -27,6 +27,7 @@ from flows.commands import Command, CommandKind, looks_like_question, read_comma
 from flows.events import (
     AnswerRecorded,
     AnswerRemoved,
+    Choice,
     Event,
     Inbound,
     InputRejected,
@@ -51,10 +52,10 @@ from flows.model import (
     Condition,
     Item,
     ItemType,
+    Lang,
     Not,
     Page,
     Questionnaire,
-    Lang,
     Row,
 )
 from flows.render import chat_choices, example_answer, render_item, render_value, row_letter
@@ -66,8 +67,10 @@ MAX_INPUT_CHARS = 20_000
 #: Longest quotation of the respondent's own text in a reply to them.
 _QUOTE_CHARS = 60
 
-_KEY = re.compile(r"^(?:(?:nr|spm|q)\.?\s{0,3})?(\d{1,3})\s{0,3}([a-z])?\s{0,3}([:).\-–—=])\s*(.*)$",
-                  re.IGNORECASE)
+#: "4: ja", "4a) 3", "nr. 4 - ja": an item number (and grid row letter) before a separator.
+_KEY = re.compile(
+    r"^(?:(?:nr|spm|q)\.?\s{0,3})?(\d{1,3})\s{0,3}([a-z])?\s{0,3}([:).\-–—=])\s*(.*)$",
+    re.IGNORECASE)
 _ROW_KEY = re.compile(r"^([a-z])\s{0,3}([:).\-–—=])\s*(.*)$", re.IGNORECASE)
 _BULLET = re.compile(r"^[-*•>]\s+")
 _GREETINGS = frozenset({
@@ -383,11 +386,10 @@ class _Run:
                     else:
                         current.lines.append(f"{letter} {rest}" if letter else rest)
                     continue
-                if item is None or not vis.get(item.id):
-                    if sep == ":":
-                        self.events.append(InputRejected(None, "no_such_item", line))
-                        self.say("no_such_item", number=match.group(1))
-                        continue
+                if (item is None or not vis.get(item.id)) and sep == ":":
+                    self.events.append(InputRejected(None, "no_such_item", line))
+                    self.say("no_such_item", number=match.group(1))
+                    continue
             row_match = _ROW_KEY.match(line)
             grid = current.item if current and current.item.type is ItemType.GRID else None
             if grid is None and current is None and row_match:
@@ -642,7 +644,7 @@ def _reply(run: _Run, inbound: Reply) -> None:
                 run.say("query")
             run.final_kind = "still_stopped"
             return
-    if run.status is Status.PAUSED and (content and any(line.strip() for line in content)
+    if run.status is Status.PAUSED and ((content and any(line.strip() for line in content))
                                         or commands):
         stays_paused = all(c.kind is CommandKind.PAUSE for c in commands) and not any(
             line.strip() for line in content)
@@ -737,7 +739,7 @@ def _finish(run: _Run, now: datetime) -> Step:
     if run.final_kind != "silent":
         parts = ["\n".join(head)] if head else []
         parts += body
-        choices = ()
+        choices: tuple[Choice, ...] = ()
         if run.channel == "chat" and len(asked) == 1 and kind == "questions":
             choices = chat_choices(run.q.item(asked[0]), lang)
         prompts.append(Prompt(kind=kind, text="\n\n".join(p for p in parts if p),

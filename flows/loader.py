@@ -110,8 +110,8 @@ def _construct_list(loader: _LineLoader, node: yaml.SequenceNode) -> _List:
     return result
 
 
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)  # type: ignore[arg-type]
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_list)  # type: ignore[arg-type]
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_list)
 
 
 def _line_of(value: object, default: int) -> int:
@@ -326,7 +326,8 @@ def _allowed_values(item: Item, is_row: bool) -> tuple[set[str | int], str] | No
     return None
 
 
-def _condition(ctx: _Context, raw: object, line: int, where: str, scope: _Scope) -> Condition | None:
+def _condition(ctx: _Context, raw: object, line: int, where: str,
+               scope: _Scope) -> Condition | None:
     if not isinstance(raw, _Map):
         ctx.error(line, where, "show_if must be a mapping")
         return None
@@ -558,8 +559,11 @@ def parse(source_text: str, source: str = "<questionnaire>") -> Questionnaire:
     ctx.languages = _languages(ctx, doc)
     q_id = _check_id(ctx, doc.get("id"), _key_line(doc, "id"), "", "questionnaire id")
     title = _text(ctx, doc.get("title"), _key_line(doc, "title"), "", "title")
-    intro = _text(ctx, doc["intro"], _key_line(doc, "intro"), "", "intro") if "intro" in doc else None
-    outro = _text(ctx, doc["outro"], _key_line(doc, "outro"), "", "outro") if "outro" in doc else None
+    intro = outro = None
+    if "intro" in doc:
+        intro = _text(ctx, doc["intro"], _key_line(doc, "intro"), "", "intro")
+    if "outro" in doc:
+        outro = _text(ctx, doc["outro"], _key_line(doc, "outro"), "", "outro")
 
     scales: dict[str, Scale] = {}
     raw_scales = doc.get("scales", _Map())
@@ -602,7 +606,8 @@ def parse(source_text: str, source: str = "<questionnaire>") -> Questionnaire:
             pages.append(Page(id=page_id, title=page_title, intro=page_intro, items=tuple(items)))
     if ctx.problems:
         raise QuestionnaireError(sorted(ctx.problems, key=_problem_line))
-    assert q_id is not None and title is not None  # noqa: S101 - problems were empty
+    if q_id is None or title is None:  # reported above; keeps the type checker informed
+        raise QuestionnaireError([f"{source}:1: the questionnaire needs an id and a title"])
     revision = hashlib.sha256(
         json.dumps(doc, sort_keys=True, ensure_ascii=False, default=str).encode()
     ).hexdigest()[:12]
@@ -643,5 +648,6 @@ def load_shipped(questionnaire_id: str) -> Questionnaire:
     files = shipped()
     if questionnaire_id not in files:
         known = ", ".join(sorted(files)) or "none"
-        raise QuestionnaireError([f"no shipped questionnaire '{questionnaire_id}' (known: {known})"])
+        raise QuestionnaireError(
+            [f"no shipped questionnaire '{questionnaire_id}' (known: {known})"])
     return load_file(files[questionnaire_id])

@@ -138,7 +138,7 @@ def _say_option(item: Item, option_id: str, rng: random.Random, lang: Lang) -> s
 def compose_reply(items: list[Item], answers: dict[str, AnswerValue], rng: random.Random,
                   *, numbered: bool, lang: Lang = "nb") -> str:
     """A reply answering `items` with `answers`: numbered lines (`4: ja`) or plain lines."""
-    lines = []
+    lines: list[str] = []
     for item in items:
         if item.type is ItemType.GRID:
             values = [say_value(item, answers[f"{item.id}.{r.id}"], rng, lang) for r in item.rows]

@@ -58,5 +58,5 @@ def test_mistakes_name_file_and_key(tmp_path: Path, text: str, message: str) -> 
 
 def test_missing_file_is_named(tmp_path: Path) -> None:
     """A missing configuration file is named."""
-    with pytest.raises(ConfigError, match="nope.yaml: configuration file not found"):
+    with pytest.raises(ConfigError, match=r"nope\.yaml: configuration file not found"):
         load_settings(tmp_path / "nope.yaml")

@@ -67,7 +67,11 @@ pages:
       - id: grad
         type: grid
         text: {nb: "Hva fremmet det?", nn: "Kva fremja det?"}
-        scale: {min: 1, max: 6, labels: {1: {nb: Hemmet, nn: Hemma}, 6: {nb: Fremmet, nn: Fremja}}, dont_know: true}
+        scale:
+          min: 1
+          max: 6
+          labels: {1: {nb: Hemmet, nn: Hemma}, 6: {nb: Fremmet, nn: Fremja}}
+          dont_know: true
         rows:
           - {id: teknologi, label: {nb: Ny teknologi, nn: Ny teknologi}}
           - {id: ledelse, label: {nb: Ledelse, nn: Leiing}}
@@ -240,7 +244,8 @@ def test_skip_respects_required(q: Questionnaire) -> None:
     assert "Spørsmål 1 må besvares" in step.prompts[0].text
     chat.say("1: kultur\n2: nei")
     step = chat.say("4: 10\nhopp over")
-    assert ItemSkipped("grad") in step.events and ItemSkipped("samarbeid") in step.events
+    assert ItemSkipped("grad") in step.events
+    assert ItemSkipped("samarbeid") in step.events
     assert chat.session.status is Status.COMPLETED
 
 
@@ -250,7 +255,8 @@ def test_stop_pause_resume_and_status(q: Questionnaire) -> None:
     step = chat.say("status")
     assert "Du har svart på 0 av 6 spørsmål." in step.prompts[0].text
     step = chat.say("pause")
-    assert step.events == (Paused(),) and chat.session.status is Status.PAUSED
+    assert step.events == (Paused(),)
+    assert chat.session.status is Status.PAUSED
     step = chat.say("1: helse")
     assert step.events[0] == Resumed()
     step = chat.say("meld meg av")

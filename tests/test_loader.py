@@ -49,7 +49,7 @@ def test_no_negatively_phrased_yes_no_questions() -> None:
     """Yes/no questions never ask 'har dere ikke …', where 'jo' and 'ja' get confused."""
     for q_id in ("virksomhetsleder-2020", "ordforer-2020"):
         for item in load_shipped(q_id).items:
-            if item.type is ItemType.YESNO or item.row_type == "yesno" and item.rows:
+            if item.type is ItemType.YESNO or (item.row_type == "yesno" and item.rows):
                 words = item.text.nb.lower().replace("?", " ").split()
                 assert "ikke" not in words, f"{q_id}:{item.id}: {item.text.nb}"
                 assert "ikkje" not in (item.text.nn or "").lower().split()
