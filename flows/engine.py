@@ -195,6 +195,21 @@ def _quote(text: str) -> str:
 
 
 _SALUTATIONS = frozenset({"hei", "hallo", "hi", "hello", "dear", "mvh", "hilsen", "helsing"})
+_SIGN_OFFS = frozenset({"mvh", "hilsen", "med vennlig hilsen", "vennlig hilsen", "helsing",
+                        "med venleg helsing", "venleg helsing", "beste hilsen", "best regards",
+                        "regards", "kind regards"})
+#: A sign-off followed by at most this many short lines: those lines are the signature.
+_SIGNATURE_LINES = 4
+
+
+def _drop_signature(lines: list[str]) -> list[str]:
+    """Lines up to a closing sign-off ("Mvh" / "Med vennlig hilsen" and a name or two)."""
+    for index, line in enumerate(lines):
+        if normalise(line) in _SIGN_OFFS:
+            rest = [x for x in lines[index + 1:] if x.strip()]
+            if len(rest) <= _SIGNATURE_LINES and all(len(x.split()) <= 6 for x in rest):
+                return lines[:index]
+    return lines
 
 
 def _is_greeting(line: str) -> bool:
@@ -363,7 +378,7 @@ class _Run:
         current: _Block | None = None
         current_row: str | None = None
         plain: list[str] = []
-        for raw in lines:
+        for raw in _drop_signature(lines):
             line = _BULLET.sub("", raw.strip())
             if not line or _is_greeting(line):
                 continue

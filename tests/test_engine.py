@@ -332,3 +332,41 @@ def test_same_inputs_same_outputs(q: Questionnaire) -> None:
         chat = Chat(q)
         runs.append([chat.last] + [chat.say(text) for text in script])
     assert runs[0] == runs[1]
+
+
+def test_dash_and_paren_separators_and_greetings(q: Questionnaire) -> None:
+    """`1 - helse og omsorg` and `2) ja` key their items; a greeting and sign-off are ignored."""
+    chat = Chat(q)
+    step = chat.say("Hei!\n\n1 - helse og omsorg\n2) ja\n\nMed vennlig hilsen\nKari")
+    assert chat.session.answers == {"sektor": "helse", "innovert": "yes"}
+    assert not any(isinstance(e, InputRejected) for e in step.events)
+
+
+def test_answer_on_the_line_below_its_number(q: Questionnaire) -> None:
+    """A number alone on a line with the answer beneath it, as people write under questions."""
+    chat = Chat(q)
+    chat.say("1.\nKultur\n\n2.\nnei")
+    assert chat.session.answers == {"sektor": "kultur", "innovert": "no"}
+
+
+def test_free_text_keeps_every_line(q: Questionnaire) -> None:
+    """A free-text answer over several lines is kept as written."""
+    chat = Chat(q)
+    chat.say("1: helse\n2: ja")
+    chat.say("3: Vi har tatt i bruk\nsensorer om natten.")
+    assert chat.session.answers["hva"] == "Vi har tatt i bruk\nsensorer om natten."
+
+
+def test_reminder_after_completion_or_opt_out_says_nothing(q: Questionnaire) -> None:
+    """The engine gives no reminder text to someone who finished or opted out."""
+    chat = Chat(q)
+    chat.say("stopp")
+    assert chat.send(Reminder()).prompts == ()
+
+
+def test_very_long_message_is_capped_and_reported(q: Questionnaire) -> None:
+    """A huge message is read up to the cap and the respondent is told."""
+    chat = Chat(q)
+    step = chat.say("1: kultur\n2: nei\n" + "x" * 30_000)
+    assert any(isinstance(e, InputRejected) and e.reason == "too_long" for e in step.events)
+    assert "bare de første 20000 tegnene" in step.prompts[0].text
