@@ -171,3 +171,15 @@ def demo(config_path: str | None, respondents: int, seed: int) -> None:
 
     settings = load_config(config_path)
     run_demo(settings, respondents=respondents, seed=seed)
+
+
+def _register_commands() -> None:
+    """Add the commands that live in their own modules (storage, contacts, reports)."""
+    from bot import cli_contacts, cli_report, cli_storage
+
+    for module in (cli_storage, cli_contacts, cli_report):
+        for command in module.COMMANDS:
+            main.add_command(command)
+
+
+_register_commands()

@@ -1,0 +1,316 @@
+"""The database schema: an identity side and an answer side that cannot be joined.
+
+Identity side (who was invited, how far they got, every message in and out):
+`surveys`, `respondents`, `invitations`, `outbox`, `outbox_events`, `inbox`, `inbox_events`,
+`desk_queries`.
+
+Answer side (what was answered, by nobody in particular): `responses` and `answers`. They hold
+only coarse strata (respondent type, sector, landsdel, size class) and a date without a time.
+Their keys are random, and on SQLite they are `WITHOUT ROWID` tables, so neither a key nor the
+physical row order reveals when, or in which order, anyone answered.
+
+The one bridge is `response_links`: an HMAC of the invitation token (keyed by a secret that is
+never stored in the database) mapped to a response id. Without the key the hash cannot be
+recomputed from a token; `svarbot seal` deletes the links, after which no one can tie an answer
+to a person.
+
+Statuses are `StrEnum`s stored verbatim. All timestamps are UTC.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    """Declarative base for every svarbot table."""
+
+
+# --- statuses -------------------------------------------------------------------------------
+
+
+class SurveyStatus(StrEnum):
+    """The life of a survey."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+    SEALED = "sealed"
+
+
+class RespondentRole(StrEnum):
+    """Who a respondent is, as far as the survey design cares."""
+
+    UNIT_LEADER = "unit_leader"
+    MAYOR = "mayor"
+
+
+class InvitationStatus(StrEnum):
+    """Where one invitation stands."""
+
+    PENDING = "pending"
+    INVITED = "invited"
+    DELIVERED = "delivered"
+    STARTED = "started"
+    FINISHED = "finished"
+    BOUNCED = "bounced"
+    OPTED_OUT = "opted_out"
+    CLOSED = "closed"
+
+
+class OutboxStatus(StrEnum):
+    """Where one outbound message stands."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    RETRY = "retry"
+    BOUNCED = "bounced"
+    DEAD = "dead"
+
+
+class InboxStatus(StrEnum):
+    """Where one inbound message stands."""
+
+    RECEIVED = "received"
+    PROCESSED = "processed"
+    IGNORED = "ignored"
+    FAILED = "failed"
+
+
+class QueryStatus(StrEnum):
+    """A respondent's question to the contact person."""
+
+    OPEN = "open"
+    ANSWERED = "answered"
+    CLOSED = "closed"
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+# --- identity side --------------------------------------------------------------------------
+
+
+class Survey(Base):
+    """A campaign: one questionnaire sent to a list of respondents."""
+
+    __tablename__ = "surveys"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    questionnaire: Mapped[str] = mapped_column(String(200))
+    status: Mapped[SurveyStatus] = mapped_column(String(16), default=SurveyStatus.OPEN)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    sealed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Respondent(Base):
+    """A person who may be invited: contact details and the strata used for sampling."""
+
+    __tablename__ = "respondents"
+    __table_args__ = (UniqueConstraint("email", name="uq_respondents_email"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    telegram: Mapped[str | None] = mapped_column(String(64))
+    role: Mapped[RespondentRole] = mapped_column(String(16))
+    municipality_no: Mapped[str] = mapped_column(String(4))
+    municipality_name: Mapped[str] = mapped_column(String(100))
+    county: Mapped[str] = mapped_column(String(100))
+    sector: Mapped[str | None] = mapped_column(String(32))
+    unit_type: Mapped[str | None] = mapped_column(String(100))
+    size_class: Mapped[str] = mapped_column(String(16))
+    landsdel: Mapped[str] = mapped_column(String(64))
+    lang: Mapped[str] = mapped_column(String(2), default="nb")
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow,
+                                                    onupdate=_utcnow)
+
+
+class Invitation(Base):
+    """One respondent invited to one survey, and the state of their conversation."""
+
+    __tablename__ = "invitations"
+    __table_args__ = (
+        UniqueConstraint("respondent_id", "survey_id", name="uq_invitations_respondent_survey"),
+        Index("ix_invitations_survey_status", "survey_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    respondent_id: Mapped[int] = mapped_column(ForeignKey("respondents.id", ondelete="CASCADE"))
+    survey_id: Mapped[str] = mapped_column(ForeignKey("surveys.id", ondelete="CASCADE"))
+    #: At least 128 random bits, URL- and address-safe; the only key a reply is matched by.
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[InvitationStatus] = mapped_column(String(16), default=InvitationStatus.PENDING)
+    reminders_sent: Mapped[int] = mapped_column(Integer, default=0)
+    last_contact_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    #: The engine's session (flows.session JSON); deleted when the survey is sealed.
+    session_state: Mapped[str | None] = mapped_column(Text)
+    email_address: Mapped[str | None] = mapped_column(String(320))
+    telegram_chat_id: Mapped[str | None] = mapped_column(String(64))
+    #: Set when a reply came from another address than the invited one.
+    answered_from_other_address: Mapped[bool] = mapped_column(default=False)
+    #: An out-of-office reply's return date: no reminder before it.
+    away_until: Mapped[dt.date | None] = mapped_column(Date)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow,
+                                                    onupdate=_utcnow)
+
+
+class OutboxMessage(Base):
+    """Every outbound message, from queued to sent (or dead, for an operator to replay)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: Makes enqueueing idempotent: the same invitation wave enqueues nothing twice.
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    invitation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("invitations.id", ondelete="SET NULL"))
+    channel: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(32))
+    recipient: Mapped[str] = mapped_column(String(320))
+    message_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    #: The rendered message; cleared once sent (bodies can carry answers).
+    payload: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    status: Mapped[OutboxStatus] = mapped_column(String(16), default=OutboxStatus.QUEUED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True),
+                                                         default=_utcnow)
+    deadline_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class OutboxEvent(Base):
+    """One step in an outbound message's delivery history (attempts, bounces, reasons)."""
+
+    __tablename__ = "outbox_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id", ondelete="CASCADE"),
+                                           index=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    status: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class InboxMessage(Base):
+    """Every inbound message, stored before anything else happens to it."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id", name="uq_inbox_channel_external"),
+        Index("ix_inbox_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    #: Email: folder/UIDVALIDITY/UID or Message-ID; Telegram: update id.
+    external_id: Mapped[str] = mapped_column(String(400))
+    message_id: Mapped[str | None] = mapped_column(String(400), index=True)
+    invitation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("invitations.id", ondelete="SET NULL"))
+    classification: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[InboxStatus] = mapped_column(String(16), default=InboxStatus.RECEIVED)
+    #: The raw message until processed (then deleted: it may carry answers).
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary)
+    error: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+
+
+class InboxEvent(Base):
+    """One step in an inbound message's handling history."""
+
+    __tablename__ = "inbox_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    inbox_id: Mapped[int] = mapped_column(ForeignKey("inbox.id", ondelete="CASCADE"),
+                                          index=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    status: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class DeskQuery(Base):
+    """A respondent's question to the contact person, and the answer given."""
+
+    __tablename__ = "desk_queries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    invitation_id: Mapped[int] = mapped_column(ForeignKey("invitations.id", ondelete="CASCADE"),
+                                               index=True)
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[QueryStatus] = mapped_column(String(16), default=QueryStatus.OPEN)
+    answer: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    answered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# --- the link -------------------------------------------------------------------------------
+
+
+class ResponseLink(Base):
+    """HMAC(token) → response id. The key is never in the database; `seal` deletes these."""
+
+    __tablename__ = "response_links"
+    __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012 - SQLAlchemy table options
+
+    link: Mapped[str] = mapped_column(String(64), primary_key=True)
+    survey_id: Mapped[str] = mapped_column(String(64), index=True)
+    response_id: Mapped[str] = mapped_column(String(32))
+
+
+# --- answer side ----------------------------------------------------------------------------
+
+#: Tables whose rows must never be joinable to a person (a test checks every column).
+ANSWER_SIDE = ("responses", "answers")
+
+
+class Response(Base):
+    """One anonymous set of answers: coarse strata and a date, keyed by a random id."""
+
+    __tablename__ = "responses"
+    __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012 - SQLAlchemy table options
+
+    #: 128 random bits as hex; carries no order.
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    survey_id: Mapped[str] = mapped_column(String(64), index=True)
+    respondent_type: Mapped[str] = mapped_column(String(16))
+    sector: Mapped[str | None] = mapped_column(String(32))
+    landsdel: Mapped[str | None] = mapped_column(String(64))
+    size_class: Mapped[str | None] = mapped_column(String(16))
+    completed: Mapped[bool] = mapped_column(default=False)
+    #: The day of the latest answer: never a time.
+    answered_on: Mapped[dt.date] = mapped_column(Date)
+
+
+class Answer(Base):
+    """One answer (an item, or one row of a grid) within a response."""
+
+    __tablename__ = "answers"
+    __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012 - SQLAlchemy table options
+
+    response_id: Mapped[str] = mapped_column(ForeignKey("responses.id", ondelete="CASCADE"),
+                                             primary_key=True)
+    answer_id: Mapped[str] = mapped_column(String(130), primary_key=True)
+    #: The value as JSON: an option id, a list of option ids, a number or a text.
+    value: Mapped[object] = mapped_column(JSON)
