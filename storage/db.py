@@ -32,7 +32,7 @@ def make_engine(url: str) -> Engine:
     """An engine for `url`, with svarbot's SQLite settings where it is SQLite."""
     try:
         engine = create_engine(url, future=True)
-    except Exception as exc:  # noqa: BLE001 - any bad URL becomes one clear line
+    except Exception as exc:  # any bad URL becomes one clear line
         raise StorageError(f"database.url {url!r} cannot be used: {exc}") from exc
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
