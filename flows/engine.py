@@ -386,7 +386,11 @@ class _Run:
             if match:
                 item = self.q.by_number(int(match.group(1)))
                 letter, sep, rest = match.group(2), match.group(3), match.group(4)
-                if item is not None and (item.id in asked_ids or (sep == ":" and vis.get(item.id))):
+                shown = vis.get(item.id) if item is not None else False
+                # An item that depends on an answer in this same reply ("1: kommune" then
+                # "2: 2") is read after the others, once its condition can be evaluated.
+                if item is not None and (item.id in asked_ids or shown is None
+                                         or (sep == ":" and item.id not in asked_ids)):
                     current = blocks.get(item.id)
                     if current is None:
                         current = blocks[item.id] = _Block(item)
@@ -401,7 +405,7 @@ class _Run:
                     else:
                         current.lines.append(f"{letter} {rest}" if letter else rest)
                     continue
-                if (item is None or not vis.get(item.id)) and sep == ":":
+                if item is None and sep == ":":
                     self.events.append(InputRejected(None, "no_such_item", line))
                     self.say("no_such_item", number=match.group(1))
                     continue
@@ -428,8 +432,19 @@ class _Run:
                     current.lines.append(line)
             else:
                 plain.append(line)
+        deferred = [i for i in order if i not in asked_ids and not vis.get(i)]
         for item_id in order:
-            self.read_block(blocks[item_id])
+            if item_id not in deferred:
+                self.read_block(blocks[item_id])
+        if deferred:
+            now_shown = self.vis()
+            for item_id in deferred:
+                if now_shown.get(item_id):
+                    self.read_block(blocks[item_id])
+                else:
+                    item = blocks[item_id].item
+                    self.events.append(InputRejected(None, "no_such_item", str(item.number)))
+                    self.say("no_such_item", number=item.number)
         self.read_plain(plain, [i for i in asked if i.id not in blocks and not self.done(i)]
                         or [i for i in asked if i.id not in blocks])
 

@@ -370,3 +370,17 @@ def test_very_long_message_is_capped_and_reported(q: Questionnaire) -> None:
     step = chat.say("1: kultur\n2: nei\n" + "x" * 30_000)
     assert any(isinstance(e, InputRejected) and e.reason == "too_long" for e in step.events)
     assert "bare de første 20000 tegnene" in step.prompts[0].text
+
+
+def test_follow_up_answered_in_the_same_reply(q: Questionnaire) -> None:
+    """`2: ja` and `3: …` in one reply: item 3 depends on 2 and is read after it."""
+    chat = Chat(q)
+    step = chat.say("1: helse\n2: ja\n3: Nytt vaktsystem")
+    assert chat.session.answers == {"sektor": "helse", "innovert": "yes",
+                                    "hva": "Nytt vaktsystem"}
+    assert PageCompleted("p1") in step.events
+    other = Chat(q)
+    step = other.say("1: helse\n2: nei\n3: Nytt vaktsystem")
+    assert "hva" not in other.session.answers
+    assert InputRejected(None, "no_such_item", "3") in step.events
+    assert "Spørsmål 3 finnes ikke eller gjelder ikke for deg." in step.prompts[0].text
