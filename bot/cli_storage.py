@@ -1,7 +1,187 @@
-"""The `svarbot` commands for storage; registered by bot.cli."""
+"""The `svarbot` commands for the database: `init`, `db upgrade` and `seal`; registered by bot.cli.
+
+They follow the CLI's rule: a problem with the configuration or the database is one line
+`svarbot: ...` on stderr and exit status 2, never a traceback. `seal` is irreversible, so it
+says what it will destroy and asks first (unless `--yes`); an unknown survey is exit status 1.
+The storage modules (SQLAlchemy, Alembic) are imported inside the commands, so that
+`svarbot --help` and the questionnaire tools start quickly.
+"""
 
 from __future__ import annotations
 
+import sys
+from typing import TYPE_CHECKING, NoReturn
+
 import click
 
-COMMANDS: list[click.Command] = []
+from bot.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session
+
+    from storage.answers import SealResult
+
+CONFIG_HELP = "Configuration file (default: ./config.yaml, or $SVARBOT_CONFIG)."
+config_option = click.option("--config", "config_path", envvar="SVARBOT_CONFIG",
+                             help=CONFIG_HELP)
+
+
+def _fail(message: str, status: int = 2) -> NoReturn:
+    click.echo(f"svarbot: {message}", err=True)
+    sys.exit(status)
+
+
+def _settings(path: str | None) -> Settings:
+    try:
+        return load_settings(path or "config.yaml")
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+# --- init -----------------------------------------------------------------------------------
+
+
+def _register_surveys(url: str, settings: Settings) -> list[str]:
+    from storage.db import session_factory, transaction
+    from storage.identity import ensure_survey
+    from storage.migrate import open_database
+
+    engine = open_database(url)
+    try:
+        with transaction(session_factory(engine)) as session:
+            return [ensure_survey(session, s.id, s.questionnaire).id for s in settings.surveys]
+    finally:
+        engine.dispose()
+
+
+@click.command("init")
+@config_option
+def init_command(config_path: str | None) -> None:
+    """Create a new svarbot database at database.url, with the configured surveys.
+
+    Refuses a database that already has tables (use `svarbot db upgrade` for those).
+    """
+    from storage.db import StorageError
+    from storage.migrate import describe, init_database
+
+    settings = _settings(config_path)
+    url = settings.database.url
+    try:
+        revision = init_database(url)
+        surveys = _register_surveys(url, settings)
+    except StorageError as exc:
+        _fail(str(exc))
+    click.echo(f"created the svarbot database at {describe(url)} (schema revision {revision})")
+    if surveys:
+        click.echo(f"surveys: {', '.join(surveys)}")
+
+
+# --- db -------------------------------------------------------------------------------------
+
+
+@click.group("db")
+def db_group() -> None:
+    """Maintain the database schema."""
+
+
+@db_group.command("upgrade")
+@config_option
+def db_upgrade(config_path: str | None) -> None:
+    """Bring the database at database.url up to this svarbot's schema."""
+    from storage.db import StorageError
+    from storage.migrate import upgrade
+
+    settings = _settings(config_path)
+    try:
+        before, after = upgrade(settings.database.url)
+    except StorageError as exc:
+        _fail(str(exc))
+    if before == after:
+        click.echo(f"the database is up to date (schema revision {after})")
+    else:
+        click.echo(f"upgraded the database from schema revision {before or '(none)'} to {after}")
+
+
+# --- seal -----------------------------------------------------------------------------------
+
+
+def _counts(session: Session, survey_id: str) -> tuple[int, int]:
+    """How many responses the survey has, and how many of them are still linked."""
+    from sqlalchemy import func, select
+
+    from storage.schema import Response, ResponseLink
+
+    def count(model: type[Response] | type[ResponseLink]) -> int:
+        return int(session.scalar(select(func.count()).select_from(model)
+                                  .where(model.survey_id == survey_id)) or 0)
+
+    return count(Response), count(ResponseLink)
+
+
+def _confirm_seal(survey_id: str, responses: int, links: int) -> None:
+    click.echo(f"Sealing survey {survey_id} deletes the links between its {responses} "
+               f"responses and the {links} invitations they came from, and the conversation "
+               "state and message bodies still held for those invitations.")
+    click.echo("The answers stay, but can never again be tied to anyone, and respondents can "
+               "no longer change them. This cannot be undone.")
+    click.confirm(f"Seal {survey_id}?", default=False, abort=True)
+
+
+def _seal(engine: Engine, survey_id: str, yes: bool) -> SealResult:
+    """Check the survey, ask, seal it and rewrite the files; exit 1 for an unknown survey."""
+    from storage.answers import scrub, seal
+    from storage.db import session_factory, transaction
+    from storage.schema import Survey, SurveyStatus
+
+    factory = session_factory(engine)
+    with transaction(factory) as session:
+        survey = session.get(Survey, survey_id)
+        if survey is None:
+            _fail(f"no survey {survey_id!r} in the database", status=1)
+        already = survey.status == SurveyStatus.SEALED
+        counts = _counts(session, survey_id)
+    if not already and not yes:
+        _confirm_seal(survey_id, *counts)
+    with transaction(factory) as session:
+        result = seal(session, survey_id)
+    scrub(engine)
+    return result
+
+
+@click.command("seal")
+@click.argument("survey_id", metavar="SURVEY")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@config_option
+def seal_command(survey_id: str, yes: bool, config_path: str | None) -> None:
+    """Seal SURVEY: make its answers impossible to tie to anyone. Irreversible.
+
+    Deletes the links between responses and invitations, and the conversation state and
+    message bodies still held for the survey's invitations. The answers stay.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from storage.db import StorageError
+    from storage.migrate import open_database
+
+    settings = _settings(config_path)
+    try:
+        engine = open_database(settings.database.url)
+    except StorageError as exc:
+        _fail(str(exc))
+    try:
+        result = _seal(engine, survey_id, yes)
+    except StorageError as exc:
+        _fail(str(exc))
+    except SQLAlchemyError as exc:
+        _fail(f"database error: {str(getattr(exc, 'orig', exc)).strip().splitlines()[0]}")
+    finally:
+        engine.dispose()
+    if result.already_sealed:
+        click.echo(f"survey {survey_id} was already sealed; database files rewritten")
+    else:
+        click.echo(f"survey {survey_id} sealed: {result.links_deleted} links deleted, "
+                   f"{result.sessions_cleared} conversation states cleared")
+
+
+COMMANDS: list[click.Command] = [init_command, db_group, seal_command]

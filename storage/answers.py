@@ -1,0 +1,308 @@
+"""The anonymised answer store: answers kept apart from the people who gave them.
+
+A response is found from an invitation only through `response_links`, whose key is
+HMAC-SHA256(link key, token). The link key lives in an environment variable, never in the
+database, so a copy of the database alone cannot tie a response to a token. A response carries
+a random id, four coarse strata and the day of the latest answer: nothing that orders it
+against the invitations, and no time of day.
+
+`seal` cuts the link for good: it deletes the survey's links and every remaining copy of the
+answers on the identity side (conversation state, message bodies), and `scrub` then rewrites
+the tables on disk so that neither deleted bytes nor the physical order of rows remain to be
+read. Backups and PostgreSQL's write-ahead log archives are beyond its reach: seal before
+they are taken, or expire them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine, Select, delete, inspect, null, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from flows.model import AnswerValue
+from storage.db import StorageError
+from storage.schema import (
+    Answer,
+    InboxMessage,
+    Invitation,
+    OutboxMessage,
+    OutboxStatus,
+    Respondent,
+    RespondentRole,
+    Response,
+    ResponseLink,
+    Survey,
+    SurveyStatus,
+)
+
+log = logging.getLogger(__name__)
+
+#: A shorter key could be guessed from the tokens in a stolen database.
+MIN_KEY_CHARS = 16
+_UNSENT = (OutboxStatus.QUEUED, OutboxStatus.RETRY, OutboxStatus.SENDING)
+
+
+# --- the link -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LinkKey:
+    """The secret that links invitations to responses; never printed, logged or stored."""
+
+    secret: bytes = field(repr=False)
+
+    @classmethod
+    def from_env(cls, variable: str, environ: Mapping[str, str] | None = None) -> LinkKey:
+        """The key held by the environment variable `variable` (config privacy.link_key_env).
+
+        Raises:
+            StorageError: the variable is unset, empty or too short; the message says which
+                variable to set (and never shows its value).
+        """
+        value = (os.environ if environ is None else environ).get(variable, "")
+        if not value.strip():
+            raise StorageError(f"the link key is missing: set the environment variable "
+                               f"{variable} to a long random secret (keep it outside the "
+                               "database, and keep it safe: answers are linked with it)")
+        if len(value) < MIN_KEY_CHARS:
+            raise StorageError(f"the link key in {variable} is too short: use at least "
+                               f"{MIN_KEY_CHARS} random characters")
+        return cls(value.encode("utf-8"))
+
+    def __repr__(self) -> str:
+        return "LinkKey(<hidden>)"
+
+
+def link(key: LinkKey, token: str) -> str:
+    """The link of an invitation token: HMAC-SHA256 under the link key, as hex."""
+    return hmac.new(key.secret, token.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+# --- strata ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Strata:
+    """The only facts about a respondent the answer side may know."""
+
+    respondent_type: str
+    sector: str | None
+    landsdel: str | None
+    size_class: str | None
+
+
+def strata_for(respondent: Respondent) -> Strata:
+    """A respondent's coarse strata: role, sector, landsdel and size class, nothing else."""
+    return Strata(respondent_type=RespondentRole(respondent.role).value,
+                  sector=respondent.sector, landsdel=respondent.landsdel,
+                  size_class=respondent.size_class)
+
+
+# --- recording ------------------------------------------------------------------------------
+
+
+def _open_survey(session: Session, survey_id: str) -> Survey:
+    survey = session.get(Survey, survey_id)
+    if survey is None:
+        raise StorageError(f"unknown survey {survey_id!r}")
+    if survey.status == SurveyStatus.SEALED:
+        raise StorageError(f"survey {survey_id} is sealed: no answers can be recorded")
+    return survey
+
+
+def _new_response(session: Session, survey_id: str, link_value: str, today: dt.date) -> Response:
+    response = Response(id=secrets.token_hex(16), survey_id=survey_id, completed=False,
+                        answered_on=today)
+    session.add(response)
+    session.add(ResponseLink(link=link_value, survey_id=survey_id, response_id=response.id))
+    return response
+
+
+def _apply_strata(response: Response, strata: Strata) -> None:
+    response.respondent_type = strata.respondent_type
+    response.sector = strata.sector
+    response.landsdel = strata.landsdel
+    response.size_class = strata.size_class
+
+
+def _apply_answers(session: Session, response_id: str, answers: Mapping[str, AnswerValue],
+                   removed: list[str]) -> None:
+    existing = {row.answer_id: row for row in
+                session.scalars(select(Answer).where(Answer.response_id == response_id))}
+    for answer_id in removed:
+        if answer_id in existing and answer_id not in answers:
+            session.delete(existing.pop(answer_id))
+    for answer_id, value in answers.items():
+        row = existing.get(answer_id)
+        if row is None:
+            session.add(Answer(response_id=response_id, answer_id=answer_id, value=value))
+        elif row.value != value:
+            row.value = value
+
+
+class AnswerStore:
+    """Records answers by invitation token without ever storing the token."""
+
+    def __init__(self, key: LinkKey) -> None:
+        self._key = key
+
+    def __repr__(self) -> str:
+        return "AnswerStore(<key hidden>)"
+
+    def response_id(self, session: Session, token: str) -> str | None:
+        """The id of the response recorded for this token, or None (none yet, or sealed)."""
+        found = session.get(ResponseLink, link(self._key, token))
+        return None if found is None else found.response_id
+
+    def record(self, session: Session, *, survey_id: str, token: str, strata: Strata,
+               answers: Mapping[str, AnswerValue], removed: list[str], completed: bool,
+               today: dt.date) -> str:
+        """Store answers for the invitation with `token`; return the response id.
+
+        The first call creates the response (random id) and its link; later calls with the
+        same token update it: `answers` are inserted or changed, `removed` answer ids deleted
+        (an id in both is kept with its new value). `today` is the day, never a time.
+
+        Raises:
+            TypeError: `today` is a datetime (a time of day must never reach this side).
+            StorageError: the survey is unknown or sealed.
+        """
+        if isinstance(today, dt.datetime) or not isinstance(today, dt.date):
+            raise TypeError("today must be a date, not a datetime")
+        _open_survey(session, survey_id)
+        link_value = link(self._key, token)
+        found = session.get(ResponseLink, link_value)
+        if found is not None and found.survey_id != survey_id:
+            raise StorageError("this invitation's answers belong to another survey")
+        response = (_new_response(session, survey_id, link_value, today) if found is None
+                    else session.get_one(Response, found.response_id))
+        _apply_strata(response, strata)
+        response.completed = completed
+        response.answered_on = today
+        session.flush()
+        _apply_answers(session, response.id, answers, removed)
+        session.flush()
+        return response.id
+
+
+# --- sealing --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SealResult:
+    """What sealing did (counts only)."""
+
+    already_sealed: bool
+    links_deleted: int = 0
+    sessions_cleared: int = 0
+    messages_cleared: int = 0
+
+
+def _rowcount(result: object) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _clear_messages(session: Session, invitations: Select[int]) -> int:
+    """Drop inbound and outbound bodies of the survey's invitations (they may hold answers)."""
+    inbox = session.execute(update(InboxMessage).where(
+        InboxMessage.invitation_id.in_(invitations), InboxMessage.raw.is_not(None))
+        .values(raw=None))
+    session.execute(update(OutboxMessage).where(
+        OutboxMessage.invitation_id.in_(invitations), OutboxMessage.status.in_(_UNSENT))
+        .values(status=OutboxStatus.DEAD))
+    outbox = session.execute(update(OutboxMessage).where(
+        OutboxMessage.invitation_id.in_(invitations), OutboxMessage.payload.is_not(None))
+        .values(payload=null()))
+    return _rowcount(inbox) + _rowcount(outbox)
+
+
+def _rewrite_answer_rows(session: Session, survey_id: str) -> None:
+    """Rewrite the survey's responses and answers, so no row keeps the transaction stamp
+    (PostgreSQL's xmin) it shared with an identity-side change when it was recorded."""
+    responses = select(Response.id).where(Response.survey_id == survey_id)
+    session.execute(update(Response).where(Response.survey_id == survey_id)
+                    .values(completed=Response.completed))
+    session.execute(update(Answer).where(Answer.response_id.in_(responses))
+                    .values(value=Answer.value))
+
+
+def seal(session: Session, survey_id: str, *, now: dt.datetime | None = None) -> SealResult:
+    """Make the survey's answers impossible to tie to anyone, for good.
+
+    Deletes the survey's response links, clears the conversation state of its invitations
+    and the message bodies still held for them, and marks the survey sealed. Unsent messages
+    are marked dead (their bodies are gone). The answers themselves stay. Run `scrub` on the
+    engine after the transaction commits.
+
+    Raises:
+        StorageError: no such survey.
+    """
+    survey = session.get(Survey, survey_id)
+    if survey is None:
+        raise StorageError(f"unknown survey {survey_id!r}")
+    if survey.status == SurveyStatus.SEALED:
+        return SealResult(already_sealed=True)
+    if session.get_bind().dialect.name == "sqlite":
+        session.connection().exec_driver_sql("PRAGMA secure_delete=ON")
+    invitations = select(Invitation.id).where(Invitation.survey_id == survey_id)
+    links = session.execute(delete(ResponseLink).where(ResponseLink.survey_id == survey_id))
+    sessions = session.execute(update(Invitation).where(
+        Invitation.survey_id == survey_id, Invitation.session_state.is_not(None))
+        .values(session_state=None))
+    messages = _clear_messages(session, invitations)
+    _rewrite_answer_rows(session, survey_id)
+    survey.status = SurveyStatus.SEALED
+    survey.sealed_at = now or dt.datetime.now(dt.UTC)
+    session.flush()
+    result = SealResult(already_sealed=False, links_deleted=_rowcount(links),
+                        sessions_cleared=_rowcount(sessions), messages_cleared=messages)
+    log.info("survey %s sealed: %d links deleted, %d sessions and %d message bodies cleared",
+             survey_id, result.links_deleted, result.sessions_cleared, result.messages_cleared)
+    return result
+
+
+def _scrub_sqlite(engine: Engine) -> None:
+    with engine.connect() as connection:
+        connection.exec_driver_sql("VACUUM")
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def _scrub_postgresql(engine: Engine) -> None:
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        inspector = inspect(connection)
+        for table in ("responses", "answers"):
+            primary_key = inspector.get_pk_constraint(table)["name"] or f"{table}_pkey"
+            quote = connection.dialect.identifier_preparer.quote
+            connection.exec_driver_sql(f"CLUSTER {quote(table)} USING {quote(primary_key)}")
+        connection.exec_driver_sql(
+            "VACUUM FULL response_links, invitations, inbox, outbox")
+
+
+def scrub(engine: Engine) -> None:
+    """After `seal` has committed: rewrite the tables so deleted data is gone from the files.
+
+    SQLite: VACUUM and truncate the write-ahead log. PostgreSQL: rewrite the answer tables in
+    the order of their random keys (CLUSTER) and the identity tables that held links or
+    answers (VACUUM FULL). Both lock the tables briefly.
+
+    Raises:
+        StorageError: the rewrite failed (the seal itself stands; run it again later).
+    """
+    try:
+        if engine.dialect.name == "sqlite":
+            _scrub_sqlite(engine)
+        elif engine.dialect.name == "postgresql":
+            _scrub_postgresql(engine)
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        raise StorageError(f"the survey is sealed, but rewriting the database files failed "
+                           f"({reason}); run `svarbot seal` again to retry") from exc

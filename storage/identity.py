@@ -1,0 +1,158 @@
+"""The identity side: surveys, respondents and their invitations.
+
+Everything here is idempotent, because contact lists are re-imported and invitation waves
+re-run: the same survey, respondent or invitation is found again rather than duplicated, and an
+existing invitation keeps its token and state. A respondent is the same person when the email
+address is the same, whatever its case (addresses are stored in lower case).
+
+Logs name invitations by their database id only: never a token, an address or a name.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from storage import tokens
+from storage.schema import (
+    Invitation,
+    InvitationStatus,
+    Respondent,
+    RespondentRole,
+    Survey,
+    SurveyStatus,
+)
+
+log = logging.getLogger(__name__)
+
+_ADDRESS = re.compile(r"\S+@\S+")
+_TOKEN_LIKE = re.compile(r"[A-Za-z2-7]{32}")
+REASON_MAX = 80
+
+
+# --- surveys --------------------------------------------------------------------------------
+
+
+def ensure_survey(session: Session, survey_id: str, questionnaire: str) -> Survey:
+    """The survey `survey_id`, created (open) if it does not exist yet.
+
+    An existing survey is returned as it is: its questionnaire and status are not changed.
+    """
+    survey = session.get(Survey, survey_id)
+    if survey is None:
+        survey = Survey(id=survey_id, questionnaire=questionnaire, status=SurveyStatus.OPEN)
+        session.add(survey)
+        session.flush()
+        log.info("survey %s created", survey_id)
+    return survey
+
+
+# --- respondents ----------------------------------------------------------------------------
+
+
+def normalise_email(email: str) -> str:
+    """The form an address is stored and matched in: trimmed, lower case."""
+    return email.strip().lower()
+
+
+def find_respondent(session: Session, email: str) -> Respondent | None:
+    """The respondent with this address (any case), or None."""
+    return session.scalars(
+        select(Respondent).where(Respondent.email == normalise_email(email))).one_or_none()
+
+
+def upsert_respondent(
+        session: Session, *, email: str, name: str, role: RespondentRole | str,
+        municipality_no: str, municipality_name: str, county: str, size_class: str,
+        landsdel: str, sector: str | None = None, unit_type: str | None = None,
+        phone: str | None = None, telegram: str | None = None, lang: str = "nb") -> Respondent:
+    """Create the respondent with this address (any case), or update the one that exists.
+
+    Only fields whose value differs are written, so re-importing an unchanged row changes
+    nothing (not even `updated_at`). Invitations are never touched.
+    """
+    values: dict[str, object] = {
+        "name": name, "role": RespondentRole(role), "municipality_no": municipality_no,
+        "municipality_name": municipality_name, "county": county, "size_class": size_class,
+        "landsdel": landsdel, "sector": sector, "unit_type": unit_type, "phone": phone,
+        "telegram": telegram, "lang": lang}
+    respondent = find_respondent(session, email)
+    if respondent is None:
+        respondent = Respondent(email=normalise_email(email))
+        session.add(respondent)
+    for column, value in values.items():
+        if getattr(respondent, column, None) != value:
+            setattr(respondent, column, value)
+    session.flush()
+    return respondent
+
+
+# --- invitations ----------------------------------------------------------------------------
+
+
+def _fresh_token(session: Session) -> str:
+    """A new token; 160 random bits never collide in practice, but a collision is checked."""
+    while True:
+        token = tokens.new_token()
+        if find_invitation_by_token(session, token) is None:
+            return token
+
+
+def invite(session: Session, respondent: Respondent, survey: Survey) -> Invitation:
+    """The respondent's invitation to the survey, created (pending, with a fresh token) once.
+
+    An existing invitation is returned unchanged: its token, status and session state stay.
+    """
+    existing = session.scalars(select(Invitation).where(
+        Invitation.respondent_id == respondent.id,
+        Invitation.survey_id == survey.id)).one_or_none()
+    if existing is not None:
+        return existing
+    invitation = Invitation(respondent_id=respondent.id, survey_id=survey.id,
+                            token=_fresh_token(session), status=InvitationStatus.PENDING,
+                            reminders_sent=0, email_address=respondent.email,
+                            answered_from_other_address=False)
+    session.add(invitation)
+    session.flush()
+    log.info("invitation %s created for survey %s", invitation.id, survey.id)
+    return invitation
+
+
+def find_invitation_by_token(session: Session, token: str) -> Invitation | None:
+    """The invitation a token belongs to, or None (also for text that is not a token).
+
+    Tokens are matched in lower case: some mail systems fold the case of an address.
+    """
+    candidate = token.strip().lower()
+    if not tokens.is_token(candidate):
+        return None
+    return session.scalars(
+        select(Invitation).where(Invitation.token == candidate)).one_or_none()
+
+
+def safe_reason(reason: str) -> str:
+    """`reason` fit for a log: addresses and token-like strings removed, kept short."""
+    cleaned = _ADDRESS.sub("[address]", reason)
+    cleaned = _TOKEN_LIKE.sub("[token]", cleaned)
+    cleaned = " ".join(cleaned.split())
+    return cleaned[:REASON_MAX]
+
+
+def set_status(session: Session, invitation: Invitation, status: InvitationStatus,
+               reason: str) -> InvitationStatus:
+    """Move an invitation to `status`; return the status it had.
+
+    The change is logged with the invitation's id and a short reason (e.g. "bounce",
+    "opt-out command"); any address or token in the reason is removed first, so nothing
+    secret is recorded.
+    """
+    previous = InvitationStatus(invitation.status)
+    if previous != status:
+        invitation.status = status
+        session.flush()
+    log.info("invitation %s: %s -> %s (%s)", invitation.id, previous.value, status.value,
+             safe_reason(reason))
+    return previous
