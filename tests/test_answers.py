@@ -19,6 +19,7 @@ from flows.answers import (
     Reading,
     Rejected,
     RejectReason,
+    _fold,
     normalise,
     read_answer,
     read_grid_line,
@@ -158,6 +159,47 @@ def test_normalise(text: str, expected: str) -> None:
 def test_normalise_is_idempotent(text: str) -> None:
     once = normalise(text)
     assert normalise(once) == once
+
+
+def _fold_until_stable(text: str) -> str:
+    """What `normalise` is defined as: fold (case, accents, letters like ø) until stable."""
+    if text.isascii():
+        folded = text.lower()
+    else:
+        folded = _fold(text)
+        for _ in range(4):
+            again = _fold(folded)
+            if again == folded:
+                break
+            folded = again
+    return " ".join(folded.split()).rstrip(".!,;: ")
+
+
+#: Latin letters with every accent, typographic marks, loose accents, and a few characters
+#: that only the full folding handles (ligatures, Greek, Cyrillic, Chinese, squared units).
+_LATIN_AND_MORE = st.characters(max_codepoint=0x24F) | st.sampled_from(
+    "\u0301\u0323\u030a\u2018\u2019\u2013\u2014\u2026\u00a0\u2002ẞếǅŉﬁΣσςЯж你\u3386"
+)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hvem skal svare på dette?",
+        "Sjukeheimen – ÆØÅ, é, ü, ß og İ",
+        "Oppvekst og utdanning (barnehage, grunnskule, SFO, vidaregåande skule) " * 3,
+        "ﬁnne ut av det på ㎆",
+        "Σίσυφος på ferie",
+        "æøå " * 40 + "Я",
+    ],
+)
+def test_normalise_examples_fold_until_stable(text: str) -> None:
+    assert normalise(text) == _fold_until_stable(text)
+
+
+@given(st.text(alphabet=_LATIN_AND_MORE, max_size=40) | st.text(_LATIN_AND_MORE, min_size=60))
+def test_normalise_is_folding_until_stable(text: str) -> None:
+    assert normalise(text) == _fold_until_stable(text)
 
 
 @given(st.text(alphabet=st.characters(codec="utf-8"), max_size=200))
@@ -414,6 +456,28 @@ def test_multi_choice_any_numbers(indices: list[int], separator: str) -> None:
 def test_multi_choice_any_labels(indices: list[int], separator: str, lang: str) -> None:
     text = separator.join(OPTIONS[i].label.get(lang) for i in indices)  # type: ignore[arg-type]
     assert accepted(read_answer(MULTI, text)) == [IDS[i] for i in sorted(set(indices))]
+
+
+@given(
+    st.lists(st.integers(min_value=0, max_value=len(OPTIONS) + 2), min_size=1, max_size=6),
+    st.sampled_from((", ", ",", " ", " og ", " and ", "; ", ";")),
+    st.sampled_from((MULTI, MULTI_3)),
+)
+def test_multi_choice_number_lists_read_like_numbered_options(
+    numbers: list[int], separator: str, item: Item
+) -> None:
+    # Out of range, exclusive and too many included: a bare list reads like "nr 1, nr 3".
+    plain = separator.join(str(number) for number in numbers)
+    numbered = ", ".join(f"nr {number}" for number in numbers)
+    assert read_answer(item, plain) == read_answer(item, numbered)
+
+
+def test_multi_choice_label_that_looks_like_a_number_list() -> None:
+    options = (Option("both", Text("1 og 2")), Option("b", Text("B")), Option("c", Text("C")))
+    item = make(ItemType.MULTI, options=options)
+    assert accepted(read_answer(item, "1 og 2")) == ["both"]
+    assert accepted(read_answer(item, "1, 2")) == ["both", "b"]
+    assert accepted(read_answer(item, "2 og 3")) == ["b", "c"]
 
 
 # --- scales ---------------------------------------------------------------------------------
@@ -751,6 +815,21 @@ def test_grid_line_reads(item: Item, text: str, expected: list[AnswerValue]) -> 
     readings = read_grid_line(item, text)
     assert readings is not None
     assert [accepted(reading) for reading in readings] == expected
+
+
+_ROW_VALUES = {
+    GRID_SCALE: ("1", "6", "7", "0", "fem", "vet ikke", "ikke relevant", "?", "hemmet i stor grad"),
+    GRID_YESNO: ("ja", "nei", "j", "n", "v", "vet ikke", "1", "2", "3", "4", "?", "ok", "nope"),
+    GRID_YESNO_NO_DK: ("ja", "nei", "v", "3", "veit ikkje", "?", "jo"),
+}
+
+
+@given(st.data(), st.sampled_from(tuple(_ROW_VALUES)), st.sampled_from((" ", ", ", ";", " og ")))
+def test_grid_line_reads_like_its_rows(data: st.DataObject, item: Item, separator: str) -> None:
+    values = data.draw(st.lists(st.sampled_from(_ROW_VALUES[item]), min_size=len(item.rows),
+                                max_size=len(item.rows)))  # fmt: skip
+    line = separator.join(value.upper() if len(value) > 2 else value for value in values)
+    assert read_grid_line(item, line) == [read_row(item, value) for value in values]
 
 
 def test_grid_line_keeps_bad_values_in_place() -> None:

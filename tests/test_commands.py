@@ -89,6 +89,38 @@ def test_change_any_item_number(number: int, word: str) -> None:
     assert read_command(f"{word} {number}") == Command(CommandKind.CHANGE, number)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("ja", None),
+        ("Vi har samarbeidet med andre kommuner", None),
+        ("vi har 3", None),
+        ("ja 3", None),
+        ("endre 3", Command(CommandKind.CHANGE, 3)),
+        ("Endre svaret på nr 4", Command(CommandKind.CHANGE, 4)),
+        ("Hjelp meg", Command(CommandKind.HELP)),
+        ("Gå tilbake", Command(CommandKind.BACK)),
+        ("Hopp over", Command(CommandKind.SKIP)),
+        ("hopp over 3", None),
+    ],
+)
+def test_plain_word_lines(text: str, expected: Command | None) -> None:
+    assert read_command(text) == expected
+
+
+@given(st.sampled_from(sorted(_CASES)), st.sampled_from(("", "!", ".", " ", "?")))
+def test_command_words_read_the_same_however_written(
+    case: tuple[str, CommandKind], end: str
+) -> None:
+    text, kind = case
+    expected = read_command(text + end)
+    assert read_command(text.upper() + end) == expected
+    if not text.startswith("?"):
+        assert read_command(f"/{text}{end}") == expected
+    if not end:
+        assert expected == Command(kind)
+
+
 def test_change_without_a_number_asks_which() -> None:
     assert read_command("endre") == Command(CommandKind.CHANGE)
     # "rett" alone is also an ordinary word ("correct"), so it needs the number.

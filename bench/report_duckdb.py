@@ -1,0 +1,173 @@
+"""Time `svarbot report` on 1,000,000 answers against the same GROUP BY in DuckDB (goal: ≤ 3x).
+
+Builds an SQLite answer store with 40,000 responses × 25 answers (a synthetic questionnaire with
+every kind of item), then times:
+
+* svarbot: `storage.aggregate.build_report(..., by=("sector",))`, the query layer plus
+  disclosure control, exactly as `svarbot report --by sector` runs it (rendering excluded);
+* the same query alone (the GROUP BY in SQLite), to show where the time goes;
+* DuckDB: the exported rows (`storage.export`, CSV) loaded into DuckDB and unpivoted to one row
+  per answer beforehand; only `GROUP BY answer_id, sector, value` is timed.
+
+Each is run --repeat times; the best run counts (machines here are shared and noisy).
+
+    .venv/bin/python bench/report_duckdb.py [--responses 40000] [--repeat 3] [--keep DIR --reuse]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import secrets
+import sqlite3
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+from sqlalchemy import create_engine
+
+from flows.loader import parse
+from flows.model import Item, ItemType, Questionnaire
+from storage.aggregate import build_report, grouped_values, key_specs
+from storage.db import make_engine
+from storage.export import STRATA_COLUMNS, export_answers, write_csv
+from storage.schema import Base
+
+SURVEY = "bench"
+SECTORS = ("helse", "oppvekst", "sosial", "kultur", "teknisk")
+LANDSDELER = ("Oslo", "Innlandet", "Vestlandet", "Trøndelag", "Nord-Norge", "Agder og Sør-Øst",
+              "Akershus")
+SIZES = ("small", "medium", "large")
+
+
+def questionnaire_yaml() -> str:
+    """25 items: 8 single, 4 multi, 6 scale, 5 yes/no, 1 number, 1 free text."""
+    items = []
+    options = "[" + ", ".join(f"{{id: o{n}, label: 'Valg {n}'}}" for n in range(1, 6)) + "]"
+    many = "[" + ", ".join(f"{{id: m{n}, label: 'Tiltak {n}'}}" for n in range(1, 7)) + "]"
+    for n in range(8):
+        items.append(f"{{id: s{n}, type: single, text: 'Enkeltvalg {n}', options: {options}}}")
+    for n in range(4):
+        items.append(f"{{id: m{n}, type: multi, text: 'Flervalg {n}', options: {many}}}")
+    for n in range(6):
+        items.append(f"{{id: g{n}, type: scale, text: 'Skala {n}', "
+                     "scale: {min: 1, max: 6, dont_know: true}}")
+    for n in range(5):
+        items.append(f"{{id: y{n}, type: yesno, dont_know: true, text: 'Ja/nei {n}'}}")
+    items.append("{id: ansatte, type: number, min: 0, max: 5000, text: 'Ansatte'}")
+    items.append("{id: fritt, type: text, text: 'Fritekst'}")
+    body = "\n".join(f"      - {item}" for item in items)
+    return (f"spec_version: 1\nid: bench\ntitle: Bench\npages:\n  - id: p\n    title: P\n"
+            f"    items:\n{body}\n")
+
+
+def answer(item: Item, rng: random.Random) -> object:
+    """A plausible answer, skewed so that some cells are small."""
+    if item.type is ItemType.SINGLE:
+        return rng.choices([o.id for o in item.options], weights=[40, 30, 20, 9, 1])[0]
+    if item.type is ItemType.MULTI:
+        return [o.id for o in item.options if rng.random() < 0.3]
+    if item.type is ItemType.SCALE:
+        return rng.choice([1, 2, 3, 4, 5, 6, 6, 5, 4, "dont_know"])
+    if item.type is ItemType.YESNO:
+        return rng.choices(["yes", "no", "dont_know"], weights=[60, 35, 5])[0]
+    if item.type is ItemType.NUMBER:
+        return int(rng.lognormvariate(3, 1.2)) % 5000
+    return "" if rng.random() < 0.7 else "Et svar med egne ord."
+
+
+def build(path: Path, q: Questionnaire, responses: int, seed: int) -> int:
+    """Create the SQLite answer store; return the number of answers."""
+    engine = create_engine(f"sqlite:///{path}")
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    rng = random.Random(seed)
+    rows, answers = [], []
+    for _ in range(responses):
+        response_id = secrets.token_hex(16)
+        rows.append((response_id, SURVEY, "unit_leader",
+                     rng.choices(SECTORS, weights=[30, 35, 15, 10, 10])[0],
+                     rng.choice(LANDSDELER), rng.choice(SIZES), 1, "2019-10-14"))
+        answers += [(response_id, item.id, json.dumps(answer(item, rng))) for item in q.items]
+    with sqlite3.connect(path) as connection:
+        connection.executemany("INSERT INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        connection.executemany("INSERT INTO answers VALUES (?, ?, ?)", answers)
+    return len(answers)
+
+
+def best_of(repeat: int, run: Callable[[], object]) -> tuple[float, float]:
+    """(best, median) seconds of `repeat` runs."""
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return min(times), statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--responses", type=int, default=40_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=2020)
+    parser.add_argument("--keep", type=Path, help="Build in this folder and keep the files.")
+    parser.add_argument("--reuse", action="store_true",
+                        help="With --keep: time the database already built there.")
+    args = parser.parse_args()
+    q = parse(questionnaire_yaml(), "bench.yaml")
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="svarbot-bench-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    db = folder / "answers.db"
+    if not (args.reuse and db.exists()):
+        db.unlink(missing_ok=True)
+        started = time.perf_counter()
+        n_answers = build(db, q, args.responses, args.seed)
+        print(f"built {n_answers:,} answers ({args.responses:,} responses) in "
+              f"{time.perf_counter() - started:.1f} s: {db}")
+
+    engine = make_engine(f"sqlite:///{db}")
+    specs = key_specs(q)
+    with engine.connect() as connection:
+        report = build_report(connection, SURVEY, q, ("sector",), 5)
+        hidden = sum(v is None for t in report.tables for row in t.counts for v in row)
+        svarbot = best_of(args.repeat, lambda: build_report(connection, SURVEY, q, ("sector",), 5))
+        query = best_of(args.repeat,
+                        lambda: list(grouped_values(connection, SURVEY, ("sector",), specs)))
+        export = export_answers(connection, SURVEY, q)
+    engine.dispose()
+
+    csv_path = folder / "answers.csv"
+    with csv_path.open("w", encoding="utf-8", newline="") as stream:
+        write_csv(export, stream)
+    duck = duckdb.connect()
+    duck.execute("CREATE TABLE wide AS SELECT * FROM read_csv(?, all_varchar=true)",
+                 [str(csv_path)])
+    answer_columns = ", ".join('"' + c.replace('"', '""') + '"'
+                               for c in export.header[len(STRATA_COLUMNS):])
+    unpivot = ("CREATE TABLE long AS SELECT answer_id, sector, value FROM wide UNPIVOT "  # noqa: S608 - our own column names, quoted
+               f"INCLUDE NULLS (value FOR answer_id IN ({answer_columns}))")
+    duck.execute(unpivot)
+    rows = duck.execute("SELECT count(*) FROM long").fetchone()
+    group_by = ("SELECT answer_id, sector, value, count(*) FROM long "
+                "GROUP BY answer_id, sector, value")
+    duck_time = best_of(args.repeat, lambda: duck.execute(group_by).fetchall())
+    duck.close()
+
+    print(f"report: {len(report.tables)} tables by sector, {hidden} of the shown counts hidden")
+    print(f"DuckDB rows (answers in the export): {rows[0] if rows else 0:,}")
+    print(f"{'':34}{'best':>10}{'median':>10}")
+    for label, (best, median) in (("svarbot report (query + SDC)", svarbot),
+                                  ("  of which the SQLite GROUP BY", query),
+                                  ("DuckDB GROUP BY on the export", duck_time)):
+        print(f"{label:34}{best * 1000:>8.0f}ms{median * 1000:>8.0f}ms")
+    ratio = svarbot[0] / duck_time[0]
+    print(f"ratio svarbot / DuckDB: {ratio:.1f}x (goal: within 3x) "
+          f"{'met' if ratio <= 3 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

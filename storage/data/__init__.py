@@ -1,0 +1,1 @@
+"""Reference data shipped with svarbot (the 2019 municipality list); see README.md here."""
