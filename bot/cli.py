@@ -162,15 +162,26 @@ def config_check(config_path: str | None) -> None:
 
 @main.command()
 @click.option("--config", "config_path", envvar="SVARBOT_CONFIG", help=CONFIG_HELP)
-@click.option("--respondents", default=40, show_default=True, type=click.IntRange(1, 100_000),
-              help="Simulated respondents per questionnaire.")
-@click.option("--seed", default=2019, show_default=True, help="Seed for the simulated respondents.")
-def demo(config_path: str | None, respondents: int, seed: int) -> None:
-    """Run the barometer on this machine with simulated respondents, and show the result."""
+@click.option("--respondents", default=300, show_default=True, type=click.IntRange(10, 50_000),
+              help="Unit leaders drawn for the sample (all 439 mayors are invited).")
+@click.option("--seed", default=2019, show_default=True, help="Seed for the simulation.")
+@click.option("--dir", "folder", default="demo", show_default=True, type=click.Path(),
+              help="Folder for the demo's database, frames and config (recreated).")
+def demo(config_path: str | None, respondents: int, seed: int, folder: str) -> None:
+    """Run the barometer on this machine with simulated respondents, and show the result.
+
+    Builds frames on the real 2019 municipality list, draws the sample, imports the contacts,
+    lets simulated respondents answer by email and chat through the real engine into the
+    anonymised store, and prints the fieldwork summary and the first published tables.
+    """
     from bot.demo import run_demo
+    from storage.db import StorageError
 
     settings = load_config(config_path)
-    run_demo(settings, respondents=respondents, seed=seed)
+    try:
+        run_demo(settings, respondents=respondents, seed=seed, folder=Path(folder))
+    except StorageError as exc:
+        _fail(str(exc))
 
 
 def _register_commands() -> None:

@@ -169,17 +169,18 @@ class Transcript:
 
 def converse(q: Questionnaire, rng: random.Random, *, channel: Channel = "email",
              lang: Lang = "nb", persona: Persona | None = None, now: datetime,
-             max_steps: int = 400) -> Transcript:
+             known: dict[str, AnswerValue] | None = None, max_steps: int = 400) -> Transcript:
     """Walk one simulated respondent through the questionnaire with the real engine.
 
     The session crosses a JSON round trip between steps, as it does in storage. The respondent
     sometimes writes something the bot cannot read, asks a person a question or skips an item,
     then carries on, so the transcript exercises re-asking as well as the happy path.
+    `known` answers (e.g. the respondent's own sector) are given instead of random ones.
     """
     persona = persona or Persona()
     step = advance(q, new_session(q.id, q.revision, channel=channel, lang=lang), Start(), now=now)
     steps, inputs = [step], []
-    planned: dict[str, AnswerValue] = {}
+    planned: dict[str, AnswerValue] = dict(known or {})
     confused: set[str] = set()
     while step.session.status is Status.IN_PROGRESS and len(steps) < max_steps:
         asked = [q.item(i) for i in step.prompts[-1].asked] if step.prompts else []

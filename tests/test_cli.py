@@ -108,13 +108,23 @@ def test_config_typo_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert "Traceback" not in missing.stderr
 
 
-def test_demo_runs_both_questionnaires_and_hides_small_cells() -> None:
-    """`svarbot demo` runs on the shipped config and prints the summary tables."""
-    result = svarbot("demo", "--respondents", "12", "--seed", "3")
+def test_demo_runs_the_whole_barometer(tmp_path: Path) -> None:
+    """`svarbot demo` builds frames, samples, imports, converses, stores and reports."""
+    folder = tmp_path / "demo"
+    result = svarbot("demo", "--respondents", "40", "--seed", "3", "--dir", str(folder))
     assert result.returncode == 0, result.stderr
+    assert "Feltarbeid (simulert)" in result.stdout
     assert "virksomhetsleder-2020" in result.stdout
     assert "ordforer-2020" in result.stdout
-    assert "«:»" in result.stdout
+    assert "│ :" in result.stdout or ": │" in result.stdout  # suppressed cells are shown as ':'
+    assert (folder / "svarbot.db").exists()
+    assert (folder / "config.yaml").exists()
+    report = svarbot("report", "--survey", "ordforer-2020", "--format", "json",
+                     "--config", str(folder / "config.yaml"))
+    assert report.returncode == 0, report.stderr
+    data = json.loads(report.stdout)
+    assert data["survey"] == "ordforer-2020"
+    assert data["items"][0]["answer_id"] == "forvaltningsniva"
 
 
 def test_help_lists_the_commands() -> None:

@@ -1,0 +1,59 @@
+"""Applying one engine step to the database: the session, the invitation, the answers.
+
+This is the seam between the pure engine and storage. Whatever channel a message came by, the
+step it produced is stored the same way, in the caller's transaction: the session JSON goes to
+the invitation, the invitation's status follows the conversation (started, finished, opted out),
+and every recorded or removed answer goes to the anonymised store, keyed only by the link.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy.orm import Session
+
+from flows.events import AnswerRecorded, AnswerRemoved, QuestionnaireCompleted, Step, Stopped
+from flows.session import Status, to_json
+from storage.answers import AnswerStore, strata_for
+from storage.identity import set_status
+from storage.schema import Invitation, InvitationStatus, Respondent
+
+#: Statuses a conversation step may move an invitation out of.
+_OPEN = (InvitationStatus.PENDING, InvitationStatus.INVITED, InvitationStatus.DELIVERED,
+         InvitationStatus.STARTED, InvitationStatus.FINISHED, InvitationStatus.OPTED_OUT)
+
+
+def apply_step(session: Session, store: AnswerStore, invitation: Invitation,
+               respondent: Respondent, step: Step, *, now: dt.datetime) -> None:
+    """Store `step` for `invitation`: session state, status, and answers (by link only)."""
+    invitation.session_state = to_json(step.session)
+    invitation.last_contact_at = now
+    recorded = {e.answer_id for e in step.events if isinstance(e, AnswerRecorded)}
+    removed = [e.answer_id for e in step.events if isinstance(e, AnswerRemoved)]
+    if recorded or removed:
+        answers = {a: step.session.answers[a] for a in recorded if a in step.session.answers}
+        store.record(session, survey_id=invitation.survey_id, token=invitation.token,
+                     strata=strata_for(respondent), answers=answers, removed=removed,
+                     completed=step.session.status is Status.COMPLETED, today=now.date())
+    status = _status_after(invitation, step)
+    if status is not None and status != invitation.status and invitation.status in _OPEN:
+        set_status(session, invitation, status, _reason(step))
+
+
+def _status_after(invitation: Invitation, step: Step) -> InvitationStatus | None:
+    if any(isinstance(e, Stopped) for e in step.events):
+        return InvitationStatus.OPTED_OUT
+    if any(isinstance(e, QuestionnaireCompleted) for e in step.events):
+        return InvitationStatus.FINISHED
+    if step.session.status in (Status.IN_PROGRESS, Status.PAUSED) and any(
+            isinstance(e, AnswerRecorded) for e in step.events):
+        return InvitationStatus.STARTED
+    if step.session.status is Status.IN_PROGRESS and invitation.status is (
+            InvitationStatus.OPTED_OUT):
+        return InvitationStatus.STARTED  # the respondent took part again
+    return None
+
+
+def _reason(step: Step) -> str:
+    kinds = sorted({e.kind for e in step.events}) or ["reply"]
+    return "conversation: " + ", ".join(kinds)
