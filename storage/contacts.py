@@ -44,12 +44,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage import reference
+from storage.identity import ensure_survey, normalise_email
 from storage.schema import (
     Invitation,
     InvitationStatus,
     Respondent,
     RespondentRole,
-    Survey,
     SurveyStatus,
 )
 from storage.tokens import new_token
@@ -305,11 +305,6 @@ def _column_map(table: CsvTable, parsed: Parsed) -> dict[str, int]:
     return columns
 
 
-def normalise_email(text: str) -> str:
-    """An address as svarbot keys respondents by it: trimmed, lower case."""
-    return text.strip().lower()
-
-
 def is_email(address: str) -> bool:
     """Whether a (normalised) address looks deliverable: local@domain.tld, no spaces."""
     return len(address) <= 320 and bool(_EMAIL.match(address))
@@ -551,10 +546,8 @@ def database_ready(engine: Engine) -> bool:
 
 def _ensure_survey(session: Session, survey_id: str, questionnaire: str) -> None:
     """Create the survey if missing; refuse one that no longer takes invitations."""
-    survey = session.get(Survey, survey_id)
-    if survey is None:
-        session.add(Survey(id=survey_id, questionnaire=questionnaire))
-    elif survey.status != SurveyStatus.OPEN:
+    survey = ensure_survey(session, survey_id, questionnaire)
+    if survey.status != SurveyStatus.OPEN:
         raise SurveyClosedError(f"survey {survey_id} is {survey.status}; nothing imported")
 
 

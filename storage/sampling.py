@@ -39,10 +39,10 @@ from storage.contacts import (
     ContactsFile,
     CsvTable,
     canonical_column,
-    normalise_email,
     read_table,
     write_table,
 )
+from storage.identity import normalise_email
 
 K = TypeVar("K", bound=Hashable)
 
