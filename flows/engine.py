@@ -710,10 +710,11 @@ def _confirmation(run: _Run) -> list[str]:
 def _finish(run: _Run, now: datetime) -> Step:
     lang = run.lang
     before = run.before
-    vis = run.drop_hidden()
+    changed = any(isinstance(e, AnswerRecorded | ItemSkipped | AnswerRemoved) for e in run.events)
+    # Nothing answered, skipped or removed: what applies is what applied before this step.
+    vis = run.drop_hidden() if changed else run.initial_vis
     skipped = tuple(run.skipped)
     prompts: list[Prompt] = []
-    changed = any(isinstance(e, AnswerRecorded | ItemSkipped | AnswerRemoved) for e in run.events)
     if changed and run.final_kind is None and run.status not in (Status.STOPPED, Status.PAUSED):
         before_vis = run.initial_vis
         # Only a page holding an item that was answered, skipped, or shown or hidden by this
