@@ -12,7 +12,9 @@ more. Matching ignores case, accents and punctuation, and knows bokmål, nynorsk
 Everything here is pure (no I/O, no clock, no randomness) and total: no function raises on any
 string. Input is capped before matching so that a huge or hostile text cannot make a call slow,
 and the lookup tables for an item are built once per item object and cached, because the engine
-calls this on every step within a budget of about 200 µs.
+calls this on every step within a budget of about 200 µs. Those tables include the readings of
+the most common whole answers ("2", "ja", "vet ikke", an option's name), worked out in advance
+by the same rules, so that such an answer costs one normalisation and one lookup.
 """
 
 from __future__ import annotations
@@ -102,6 +104,8 @@ _EMPTY = Rejected(RejectReason.EMPTY)
 _NOT_A_NUMBER = Rejected(RejectReason.NOT_A_NUMBER)
 _NOT_YES_NO = Rejected(RejectReason.NOT_YES_NO)
 _NOT_OFFERED = Rejected(RejectReason.NOT_OFFERED)
+#: The readings of the answer words; shared, as they cannot change.
+_ACCEPTED_WORDS = {value: Accepted(value) for value in (YES, NO, DONT_KNOW, NOT_RELEVANT)}
 
 
 # --- normalising ----------------------------------------------------------------------------
@@ -138,6 +142,36 @@ def _fold(text: str) -> str:
     return _COMBINING_RE.sub("", text).translate(_FOLD_TABLE)
 
 
+def _quick_fold_table() -> dict[int, int | str]:
+    """What `_fold` makes of each Latin letter, accent and typographic mark that folds to ASCII.
+
+    Case folding, decomposition, accent removal and the table above all work one character at
+    a time (decomposition only reorders accents among themselves, and those are removed), so
+    a text made of ASCII and these characters folds to its characters' folds joined; and an
+    ASCII result is stable once lower-cased. One `str.translate` then does the work of two
+    or more rounds of `_fold`. ASCII maps to itself here only because `str.translate` is
+    several times slower on characters missing from its table.
+    """
+    table: dict[int, int | str] = {code: code for code in range(0x80)}
+    ranges = (range(0x80, 0x250), range(0x300, 0x370), range(0x1E00, 0x1F00),
+              range(0x2000, 0x2070), _FOLD_TABLE.keys())  # fmt: skip
+    for codes in ranges:
+        for code in codes:
+            folded = _fold(chr(code))
+            if folded.isascii():
+                table[code] = folded
+    return table
+
+
+_QUICK_FOLD = _quick_fold_table()
+#: A character that is not in `_QUICK_FOLD`; found at once in Cyrillic or Chinese text.
+_UNKNOWN_FOLD_RE = re.compile(
+    "[^" + "".join(re.escape(chr(code)) for code in sorted(_QUICK_FOLD)) + "]"
+)
+#: Beyond this length, a text is searched for `_UNKNOWN_FOLD_RE` before it is translated.
+_QUICK_FOLD_TRY = 64
+
+
 def normalise(text: str) -> str:
     """The text as it is compared: case-folded, accents removed, whitespace collapsed.
 
@@ -146,44 +180,68 @@ def normalise(text: str) -> str:
     """
     if text.isascii():
         folded = text.lower()
+    elif len(text) > _QUICK_FOLD_TRY and _UNKNOWN_FOLD_RE.search(text):
+        folded = _fold_stable(text)
     else:
-        # Case folding and compatibility decomposition can each undo the other's work on
-        # exotic characters; repeat until nothing changes so that the result is stable.
-        folded = _fold(text)
-        for _ in range(4):
-            again = _fold(folded)
-            if again == folded:
-                break
-            folded = again
+        quick = text.translate(_QUICK_FOLD)
+        # ASCII when every character's fold is known (Norwegian and other Latin letters).
+        folded = quick.lower() if quick.isascii() else _fold_stable(text)
     return " ".join(folded.split()).rstrip(_TRAILING)
+
+
+def _fold_stable(text: str) -> str:
+    # Case folding and compatibility decomposition can each undo the other's work on
+    # exotic characters; repeat until nothing changes so that the result is stable.
+    folded = _fold(text)
+    for _ in range(4):
+        if folded.isascii():
+            # What `_fold` does to ASCII, and the result is stable.
+            return folded.lower()
+        again = _fold(folded)
+        if again == folded:
+            break
+        folded = again
+    return folded
 
 
 # --- tokens ---------------------------------------------------------------------------------
 
 _WORD_RE = re.compile(r"[^\W_]+")
+#: Splits a text into words (the captured parts) and what stands between them, in one pass.
+_SPLIT_RE = re.compile(r"([^\W_]+)")
 _GRID_TOKEN_RE = re.compile(r"[^\W_]+|\?+")
 #: Punctuation between two words that separates list items ("1, 3", "kultur/idrett").
 _HARD_BREAKS = frozenset(",;/+&|")
 #: Punctuation after an option number or letter that marks it as one ("2)", "b.", "3 - ").
 _REF_MARKS = frozenset(").:-")
+#: A list of option numbers and nothing else ("1, 3", "1 3", "1,3 og 5"). Linear: the numbers
+#: are digits and every separator starts with a character that is not one.
+_NUMBER_LIST_RE = re.compile(r"[0-9]{1,15}(?:(?:[,;] ?| | og | and )[0-9]{1,15})*")
+_DIGITS_RE = re.compile(r"[0-9]+")
+_MAX_PHRASE_WORDS = 6
 
-#: A word with the punctuation that stood between it and the word before.
-_Token = tuple[str, str]
 
+def _split(norm: str) -> tuple[list[str], list[str]]:
+    """The words of a normalised text, and the gap before each word.
 
-def _tokens(norm: str) -> list[_Token]:
-    tokens: list[_Token] = []
-    previous = 0
-    for match in _WORD_RE.finditer(norm):
-        start = match.start()
-        tokens.append((match.group(), norm[previous:start].strip()))
-        previous = match.end()
-    return tokens
+    `gaps[i]` is what stood between `words[i - 1]` (or the start) and `words[i]`: punctuation
+    and at most single spaces, NOT stripped; strip it where a space makes a difference.
+    """
+    if norm.isascii() and norm.replace(" ", "").isalnum():
+        # Only letters and digits between single spaces (most answers): the words are what
+        # lies between the spaces, unless a space is doubled or at an end.
+        words = norm.split(" ")
+        if "" not in words:
+            gaps = [" "] * len(words)
+            gaps[0] = ""
+            return words, gaps
+    parts = _SPLIT_RE.split(norm)
+    return parts[1::2], parts[0:-1:2]
 
 
 def _key(text: str) -> str:
     """The form in which texts are compared: words only, single spaces."""
-    return " ".join(word for word, _ in _tokens(normalise(text)))
+    return " ".join(_WORD_RE.findall(normalise(text)))
 
 
 def _is_digits(word: str) -> bool:
@@ -196,7 +254,7 @@ def _to_int(digits: str) -> int:
 
 
 def _has_break(gap: str) -> bool:
-    return any(char in _HARD_BREAKS for char in gap)
+    return not _HARD_BREAKS.isdisjoint(gap)
 
 
 def _only_question_marks(norm: str) -> bool:
@@ -211,13 +269,39 @@ def _table(*groups: tuple[Iterable[str], str]) -> dict[str, str]:
     return table
 
 
-def _longest(words: list[str], table: dict[str, str], start: int = 0) -> tuple[str, int] | None:
-    """The longest phrase of `table` that starts at `words[start]`: its value and end."""
-    for end in range(min(len(words), start + _MAX_PHRASE_WORDS), start, -1):
+@dataclass(frozen=True, slots=True)
+class _Phrases:
+    """Phrases (as `_key` writes them) and their values, indexed by their first word."""
+
+    table: dict[str, str]
+    #: For each first word, the most words of a phrase that starts with it (at most
+    #: `_MAX_PHRASE_WORDS`), so that a lookup tries no longer spans than can match.
+    reach: dict[str, int]
+
+
+def _phrases(table: dict[str, str]) -> _Phrases:
+    reach: dict[str, int] = {}
+    for phrase in table:
+        words = phrase.split(" ")
+        longest = max(reach.get(words[0], 0), len(words))
+        reach[words[0]] = min(longest, _MAX_PHRASE_WORDS)
+    return _Phrases(table, reach)
+
+
+def _longest(words: list[str], phrases: _Phrases, start: int = 0) -> tuple[str, int] | None:
+    """The longest phrase that starts at `words[start]`: its value and end."""
+    if start >= len(words):
+        return None
+    reach = phrases.reach.get(words[start])
+    if reach is None:
+        return None
+    table = phrases.table
+    for end in range(min(len(words), start + reach), start + 1, -1):
         value = table.get(" ".join(words[start:end]))
         if value is not None:
             return value, end
-    return None
+    value = table.get(words[start])
+    return None if value is None else (value, start + 1)
 
 
 # --- word lists -----------------------------------------------------------------------------
@@ -287,17 +371,28 @@ _WHOLE_ONLY = frozenset({"y", "j", "n", "v"})
 _HEDGES = frozenset({"kanskje", "maybe", "perhaps", "muligens", "tja", "delvis", "partly"})
 _YES_NO_CONNECTORS = frozenset({"og", "eller", "and", "or", "men", "but"})
 
-_SPECIALS = _table((_DONT_KNOW_WORDS, DONT_KNOW), (_NOT_RELEVANT_WORDS, NOT_RELEVANT))
-_YES_NO = _table(
-    (_YES_WORDS, YES), (_NO_WORDS, NO), (_DONT_KNOW_WORDS, DONT_KNOW), (("v",), DONT_KNOW)
+_SPECIALS = _phrases(_table((_DONT_KNOW_WORDS, DONT_KNOW), (_NOT_RELEVANT_WORDS, NOT_RELEVANT)))
+_YES_NO = _phrases(
+    _table((_YES_WORDS, YES), (_NO_WORDS, NO), (_DONT_KNOW_WORDS, DONT_KNOW), (("v",), DONT_KNOW))
 )
-_NOT_RELEVANT = _table((_NOT_RELEVANT_WORDS, NOT_RELEVANT))
+_NOT_RELEVANT = _phrases(_table((_NOT_RELEVANT_WORDS, NOT_RELEVANT)))
+_NO_PHRASES = _phrases({})
 #: Answer words whose presence right after another answer word makes a reply contradictory.
 _STRONG = frozenset(
     {"ja", "jo", "nei", "yes", "no", "jada", "joda", "neida", "nope", "yep"}
     | {_key(w) for w in _DONT_KNOW_WORDS}
 )
-_MAX_PHRASE_WORDS = 6
+#: Whole answers read in advance: bare numbers up to this (exclusive) besides the options.
+_SMALL_NUMBERS = 11
+
+
+def _known(candidates: Iterable[str], read: Callable[[str], Reading]) -> dict[str, Reading]:
+    """The readings of normalised answers, worked out in advance by the general rules.
+
+    Only texts that `normalise` leaves as they are qualify, so that looking a normalised
+    answer up here gives exactly what reading it would.
+    """
+    return {text: read(text) for text in candidates if text and normalise(text) == text}
 
 
 # --- per-item lookup tables -----------------------------------------------------------------
@@ -338,15 +433,26 @@ class _Choices:
     exclusive: tuple[bool, ...]
     #: Whole-text matches: option ids, labels in every language, synonyms.
     exact: dict[str, frozenset[int]]
+    #: For each first word of an `exact` key, the most words such a key has.
+    reach: dict[str, int]
     #: Labels and synonyms as " word word ", for prefix and contained-words matching.
     texts: tuple[tuple[str, int], ...]
-    max_words: int
+    #: `texts` joined, each after a NUL: one search tells whether any of them matches.
+    joined: str
+    #: Each option chosen (a single choice's reading).
+    accepted: tuple[Accepted, ...]
+    unknown: Rejected
+    #: Readings of whole normalised answers (option numbers and names), filled once built.
+    known: dict[str, Reading]
+    #: Whether a list of option numbers such as "1 og 3" is also some option's name.
+    numbered_names: bool
 
 
 def _build_choices(item: Item) -> _Choices:
     exact: dict[str, set[int]] = {}
+    reach: dict[str, int] = {}
     texts: list[tuple[str, int]] = []
-    max_words = 1
+    seen: set[tuple[str, int]] = set()
     for index, option in enumerate(item.options):
         names = (option.id, *option.label.variants(), *option.synonyms)
         for position, name in enumerate(names):
@@ -354,25 +460,43 @@ def _build_choices(item: Item) -> _Choices:
             if not key:
                 continue
             exact.setdefault(key, set()).add(index)
-            max_words = max(max_words, key.count(" ") + 1)
+            first = key.partition(" ")[0]
+            reach[first] = max(reach.get(first, 0), key.count(" ") + 1)
             padded = f" {key} "
-            if position > 0 and (padded, index) not in texts:
+            if position > 0 and (padded, index) not in seen:
+                seen.add((padded, index))
                 texts.append((padded, index))
-    return _Choices(
-        ids=tuple(option.id for option in item.options),
+    ids = tuple(option.id for option in item.options)
+    choices = _Choices(
+        ids=ids,
         exclusive=tuple(option.exclusive for option in item.options),
         exact={key: frozenset(found) for key, found in exact.items()},
+        reach=reach,
         texts=tuple(texts),
-        max_words=max_words,
+        joined="".join(f"\0{text}" for text, _ in texts),
+        accepted=tuple(Accepted(option_id) for option_id in ids),
+        unknown=Rejected(RejectReason.UNKNOWN_OPTION, limit=len(ids)),
+        known={},
+        numbered_names=any(_NUMBER_LIST_RE.fullmatch(key) for key in exact),
     )
+    candidates = [*choices.exact, *(str(n) for n in range(len(ids) + 2))]
+    if item.type == ItemType.SINGLE:
+        choices.known.update(_known(candidates, lambda norm: _single(choices, norm)))
+    elif item.type == ItemType.MULTI:
+        choices.known.update(_known(candidates, lambda norm: _multi(item, choices, norm)))
+    return choices
 
 
 @dataclass(frozen=True, slots=True)
 class _ScaleInfo:
     exact: dict[str, frozenset[int]]
     texts: tuple[tuple[str, int], ...]
+    #: `texts` joined, each after a NUL: one search tells whether any of them matches.
+    joined: str
     #: Everything a one-line grid answer may contain as one value, besides digits.
-    grid_words: dict[str, str]
+    grid_words: _Phrases
+    #: Readings of whole normalised answers (points, labels, specials), filled once built.
+    known: dict[str, Reading]
 
 
 def _build_scale(scale: Scale) -> _ScaleInfo:
@@ -384,14 +508,28 @@ def _build_scale(scale: Scale) -> _ScaleInfo:
             if key:
                 exact.setdefault(key, set()).add(point)
                 texts.append((f" {key}", point))
-    grid_words = dict(_SPECIALS)
+    grid_words = dict(_SPECIALS.table)
     grid_words.update({word: word for word in _NUMBER_WORDS})
     grid_words.update({key: key for key in exact if key.count(" ") < _MAX_PHRASE_WORDS})
-    return _ScaleInfo(
+    info = _ScaleInfo(
         exact={key: frozenset(found) for key, found in exact.items()},
         texts=tuple(texts),
-        grid_words=grid_words,
+        joined="".join(f"\0{text}" for text, _ in texts),
+        grid_words=_phrases(grid_words),
+        known={},
     )
+    low = max(scale.min, 0)
+    points = range(low, min(scale.max, low + 100) + 2)
+    candidates = [
+        "?",
+        *info.exact,
+        *_SPECIALS.table,
+        *_NUMBER_WORDS,
+        *map(str, range(_SMALL_NUMBERS)),
+        *map(str, points),
+    ]
+    info.known.update(_known(candidates, lambda norm: _scale(scale, info, norm)))
+    return info
 
 
 _CHOICES: _IdentityCache[Item, _Choices] = _IdentityCache(_build_choices)
@@ -407,19 +545,9 @@ def read_answer(item: Item, text: str) -> Reading:
     A grid is read row by row with `read_row` or on one line with `read_grid_line`; given
     a grid here, the answer is rejected as UNKNOWN_OPTION.
     """
-    kind = item.type
-    if kind == ItemType.TEXT:
-        return _read_text(item, text)
-    if kind == ItemType.SINGLE:
-        return _read_single(item, text)
-    if kind == ItemType.MULTI:
-        return _read_multi(item, text)
-    if kind == ItemType.SCALE:
-        return _read_scale(item.scale, text)
-    if kind == ItemType.YESNO:
-        return _read_yes_no(text, dont_know=item.dont_know)
-    if kind == ItemType.NUMBER:
-        return _read_number(item, text)
+    reader = _READERS.get(item.type)
+    if reader is not None:
+        return reader(item, text)
     if not normalise(text[:MAX_INPUT]):
         return _EMPTY
     return Rejected(RejectReason.UNKNOWN_OPTION)
@@ -447,13 +575,27 @@ def read_grid_line(item: Item, text: str) -> list[Reading] | None:
     if item.type != ItemType.GRID or not item.rows:
         return None
     raw = text[:MAX_INPUT]
-    if any(char in raw for char in ":=()"):
+    if ":" in raw or "=" in raw or "(" in raw or ")" in raw:
         return None
-    words = _GRID_TOKEN_RE.findall(normalise(raw))
+    norm = normalise(raw)
+    if norm.isascii() and norm.replace(" ", "").isalnum():
+        words = norm.split(" ")  # plain words between single spaces, as the regex finds them
+    else:
+        words = _GRID_TOKEN_RE.findall(norm)
     if not words:
         return None
     yes_no = item.row_type == "yesno"
-    table = _YES_NO if yes_no else (_SCALES.get(item.scale).grid_words if item.scale else {})
+    scale = item.scale
+    # The words a value may be, and the readings of values known in advance (the values
+    # are normalised already, so what is known is exactly what `read_row` would give).
+    known: dict[str, Reading]
+    if yes_no:
+        table, known = _YES_NO, _yes_no_known(dont_know=item.dont_know)
+    elif scale is not None:
+        info = _SCALES.get(scale)
+        table, known = info.grid_words, info.known
+    else:
+        table, known = _NO_PHRASES, {}
     rows = len(item.rows)
     values: list[str] = []
     position = 0
@@ -473,13 +615,21 @@ def read_grid_line(item: Item, text: str) -> list[Reading] | None:
             position = found[1]
         if len(values) > rows:
             return None
-    if len(values) == 1 and rows > 1 and _is_digits(values[0]) and len(values[0]) == rows:
-        scale = item.scale
-        if yes_no or (scale is not None and scale.min >= 0 and scale.max <= 9):
-            values = list(values[0])
+    if (
+        len(values) == 1
+        and rows > 1
+        and _is_digits(values[0])
+        and len(values[0]) == rows
+        and (yes_no or (scale is not None and scale.min >= 0 and scale.max <= 9))
+    ):
+        values = list(values[0])
     if len(values) != rows:
         return None
-    return [read_row(item, value) for value in values]
+    readings: list[Reading] = []
+    for value in values:
+        reading = known.get(value)
+        readings.append(read_row(item, value) if reading is None else reading)
+    return readings
 
 
 # --- free text ------------------------------------------------------------------------------
@@ -500,7 +650,7 @@ def _read_text(item: Item, text: str) -> Reading:
 
 def _one(choices: _Choices, hits: frozenset[int]) -> Reading:
     if len(hits) == 1:
-        return Accepted(choices.ids[next(iter(hits))])
+        return choices.accepted[next(iter(hits))]
     return _ambiguous(choices, hits)
 
 
@@ -510,21 +660,19 @@ def _ambiguous(choices: _Choices, hits: Iterable[int]) -> Rejected:
     )
 
 
-def _unknown(choices: _Choices) -> Rejected:
-    return Rejected(RejectReason.UNKNOWN_OPTION, limit=len(choices.ids))
-
-
 def _fuzzy(choices: _Choices, key: str) -> frozenset[int]:
     """Options whose label starts with `key`, else those whose label contains its words."""
     if len(key) < 3:
         return frozenset()
     head = f" {key}"
-    hits = frozenset(index for text, index in choices.texts if text.startswith(head))
-    if hits:
-        return hits
+    # `key` holds only words and spaces, never a NUL, so a hit in `joined` is a hit in a text.
+    if f"\0{head}" in choices.joined:
+        return frozenset(index for text, index in choices.texts if text.startswith(head))
     if all(word in _STOPWORDS for word in key.split(" ")):
         return frozenset()
     head += " "
+    if head not in choices.joined:
+        return frozenset()
     return frozenset(index for text, index in choices.texts if head in text)
 
 
@@ -541,19 +689,24 @@ def _letter(word: str, count: int) -> int | None:
 def _longest_exact(
     choices: _Choices, words: list[str], start: int
 ) -> tuple[frozenset[int], int] | None:
-    for end in range(min(len(words), start + choices.max_words), start, -1):
-        hits = choices.exact.get(" ".join(words[start:end]))
+    reach = choices.reach.get(words[start])
+    if reach is None:
+        return None
+    exact = choices.exact
+    for end in range(min(len(words), start + reach), start + 1, -1):
+        hits = exact.get(" ".join(words[start:end]))
         if hits:
             return hits, end
-    return None
+    hits = exact.get(words[start])
+    return (hits, start + 1) if hits else None
 
 
-def _chunk_end(tokens: list[_Token], start: int) -> int:
+def _chunk_end(words: list[str], gaps: list[str], start: int) -> int:
     """The end of the free words from `start`: up to a separator or a number."""
     end = start + 1
-    while end < len(tokens):
-        word, gap = tokens[end]
-        if word in _SOFT_SEPARATORS or _has_break(gap) or _is_digits(word):
+    while end < len(words):
+        word = words[end]
+        if word in _SOFT_SEPARATORS or _has_break(gaps[end]) or _is_digits(word):
             break
         end += 1
     return end
@@ -564,10 +717,14 @@ def _read_single(item: Item, text: str) -> Reading:
     if not norm:
         return _EMPTY
     choices = _CHOICES.get(item)
-    tokens = _tokens(norm)
-    if not tokens:
-        return _unknown(choices)
-    words = [word for word, _ in tokens]
+    known = choices.known.get(norm)
+    return _single(choices, norm) if known is None else known
+
+
+def _single(choices: _Choices, norm: str) -> Reading:
+    words, gaps = _split(norm)
+    if not words:
+        return choices.unknown
     count = len(choices.ids)
     # An option number or letter at the start: "2", "nr 2", "b)", "3 - helse og omsorg".
     used = 0
@@ -577,7 +734,7 @@ def _read_single(item: Item, text: str) -> Reading:
     elif _is_digits(words[0]):
         used, index = 1, _to_int(words[0]) - 1
     if index is not None and used == len(words):
-        return Accepted(choices.ids[index]) if 0 <= index < count else _unknown(choices)
+        return choices.accepted[index] if 0 <= index < count else choices.unknown
     key = " ".join(words)
     hits = choices.exact.get(key)
     if hits:
@@ -589,27 +746,27 @@ def _read_single(item: Item, text: str) -> Reading:
     pending: Rejected | None = None
     if index is not None:
         if used == len(words):
-            return Accepted(choices.ids[index])
+            return choices.accepted[index]
         if not 0 <= index < count:
-            pending = _unknown(choices)
+            pending = choices.unknown
         else:
-            marked = any(char in _REF_MARKS for char in tokens[used][1])
+            marked = not _REF_MARKS.isdisjoint(gaps[used])
             hits = _resolve(choices, " ".join(words[used:]))
             if index in hits:
-                return Accepted(choices.ids[index])
+                return choices.accepted[index]
             if hits and (is_number or marked):
                 return _ambiguous(choices, hits | {index})
             if not hits and marked and not any(_is_digits(w) for w in words[used:]):
-                return Accepted(choices.ids[index])
+                return choices.accepted[index]
     hits = _fuzzy(choices, key)
     if hits:
         return _one(choices, hits)
     if pending is not None:
         return pending
-    many = _pick_many(choices, tokens)
+    many = _pick_many(choices, words, gaps)
     if not isinstance(many, Rejected) and len(set(many)) > 1:
         return Rejected(RejectReason.TOO_MANY, limit=1)
-    return _unknown(choices)
+    return choices.unknown
 
 
 def _read_multi(item: Item, text: str) -> Reading:
@@ -617,23 +774,41 @@ def _read_multi(item: Item, text: str) -> Reading:
     if not norm.strip("; "):
         return _EMPTY
     choices = _CHOICES.get(item)
-    tokens = _tokens(norm)
-    if not tokens:
-        return _unknown(choices)
-    key = " ".join(word for word, _ in tokens)
-    # A whole label first, so that "og" and commas inside labels are not split on.
-    whole = choices.exact.get(key) if not _is_digits(key) else None
-    if whole:
-        if len(whole) > 1:
-            return _ambiguous(choices, whole)
-        picked: list[int] | Rejected = list(whole)
+    known = choices.known.get(norm)
+    if known is None:
+        return _multi(item, choices, norm)
+    if isinstance(known, Accepted) and isinstance(known.value, list):
+        return Accepted(list(known.value))  # a list of its own for every caller
+    return known
+
+
+def _multi(item: Item, choices: _Choices, norm: str) -> Reading:
+    if not choices.numbered_names and _NUMBER_LIST_RE.fullmatch(norm):
+        # What `_pick_many` makes of option numbers with only separators between them: the
+        # options, or UNKNOWN_OPTION as soon as one number is not an option's.
+        numbers = {int(digits) for digits in _DIGITS_RE.findall(norm)}
+        if min(numbers) < 1 or max(numbers) > len(choices.ids):
+            return choices.unknown
+        chosen = sorted(number - 1 for number in numbers)
     else:
-        picked = _pick_many(choices, tokens)
-    if isinstance(picked, Rejected):
-        return picked
-    chosen = sorted(set(picked))
+        words, gaps = _split(norm)
+        if not words:
+            return choices.unknown
+        key = " ".join(words)
+        # A whole label first, so that "og" and commas inside labels are not split on.
+        whole = choices.exact.get(key) if not _is_digits(key) else None
+        picked: list[int] | Rejected
+        if whole:
+            if len(whole) > 1:
+                return _ambiguous(choices, whole)
+            picked = list(whole)
+        else:
+            picked = _pick_many(choices, words, gaps)
+        if isinstance(picked, Rejected):
+            return picked
+        chosen = sorted(set(picked))
     if not chosen:
-        return _unknown(choices)
+        return choices.unknown
     exclusive = [i for i in chosen if choices.exclusive[i]]
     if exclusive and len(chosen) > 1:
         return Rejected(RejectReason.EXCLUSIVE, candidates=tuple(choices.ids[i] for i in exclusive))
@@ -642,9 +817,8 @@ def _read_multi(item: Item, text: str) -> Reading:
     return Accepted([choices.ids[i] for i in chosen])
 
 
-def _pick_many(choices: _Choices, tokens: list[_Token]) -> list[int] | Rejected:
+def _pick_many(choices: _Choices, words: list[str], gaps: list[str]) -> list[int] | Rejected:
     """The options named in a list such as `1, 3 og 5` or `helse og omsorg, kultur`."""
-    words = [word for word, _ in tokens]
     total = len(words)
     count = len(choices.ids)
     picked: list[int] = []
@@ -657,15 +831,15 @@ def _pick_many(choices: _Choices, tokens: list[_Token]) -> list[int] | Rejected:
         if word in _FILLERS and position + 1 < total and _is_digits(words[position + 1]):
             position += 1
             continue
-        if _is_digits(word):
+        if word.isdigit() and word.isascii():
             number = _to_int(word)
             if not 1 <= number <= count:
-                return _unknown(choices)
+                return choices.unknown
             position += 1
-            if position < total and tokens[position][1] == "-" and _is_digits(words[position]):
+            if position < total and gaps[position].strip() == "-" and _is_digits(words[position]):
                 last = _to_int(words[position])  # a range: "1-3"
                 if not number < last <= count:
-                    return _unknown(choices)
+                    return choices.unknown
                 picked.extend(range(number - 1, last))
                 position += 1
                 continue
@@ -680,7 +854,7 @@ def _pick_many(choices: _Choices, tokens: list[_Token]) -> list[int] | Rejected:
                 continue
             letter = _letter(word, count)
             if letter is None:
-                end = _chunk_end(tokens, position)
+                end = _chunk_end(words, gaps, position)
                 found = _free_words(choices, words[position:end])
                 if isinstance(found, Rejected):
                     return found
@@ -689,45 +863,46 @@ def _pick_many(choices: _Choices, tokens: list[_Token]) -> list[int] | Rejected:
                 continue
             index = letter
             position += 1
-        after = _annotation(choices, tokens, position, index)
-        if isinstance(after, Rejected):
-            return after
-        position = after
+        if position < total:
+            after = _annotation(choices, words, gaps, position, index)
+            if isinstance(after, Rejected):
+                return after
+            position = after
         picked.append(index)
     return picked
 
 
-def _annotation(choices: _Choices, tokens: list[_Token], start: int, index: int) -> int | Rejected:
+def _annotation(
+    choices: _Choices, words: list[str], gaps: list[str], start: int, index: int
+) -> int | Rejected:
     """Skip a label written after an option number ("3 - helse og omsorg") if it agrees."""
-    if start >= len(tokens):
+    if start >= len(words):
         return start
-    word, gap = tokens[start]
-    count = len(choices.ids)
+    word = words[start]
     if (
-        _has_break(gap)
+        _has_break(gaps[start])
         or word in _SOFT_SEPARATORS
         or _is_digits(word)
-        or _letter(word, count) is not None
+        or _letter(word, len(choices.ids)) is not None
     ):
         return start
-    words = [w for w, _ in tokens]
     span = _longest_exact(choices, words, start)
     if span is not None:
         hits, end = span
     else:
-        end = _chunk_end(tokens, start)
+        end = _chunk_end(words, gaps, start)
         hits = _fuzzy(choices, " ".join(words[start:end]))
     if index in hits:
         return end
     if hits:
         return _ambiguous(choices, hits | {index})
-    return _unknown(choices)
+    return choices.unknown
 
 
 def _free_words(choices: _Choices, words: list[str]) -> list[int] | Rejected:
     """Options named by words that are not a whole label: "helse", "omsorg", "helse kultur"."""
-    if any(word in _NEGATIONS for word in words):
-        return _unknown(choices)
+    if not _NEGATIONS.isdisjoint(words):
+        return choices.unknown
     hits = _fuzzy(choices, " ".join(words))
     if len(hits) == 1:
         return list(hits)
@@ -739,9 +914,9 @@ def _free_words(choices: _Choices, words: list[str]) -> list[int] | Rejected:
             continue
         one = _resolve(choices, word)
         if len(one) != 1:
-            return _unknown(choices)
+            return choices.unknown
         found.extend(one)
-    return found or _unknown(choices)
+    return found or choices.unknown
 
 
 # --- scales ---------------------------------------------------------------------------------
@@ -762,14 +937,18 @@ def _read_scale(scale: Scale | None, text: str) -> Reading:
         return _EMPTY
     if scale is None:
         return _NOT_A_NUMBER
-    if _only_question_marks(norm):
-        return Accepted(DONT_KNOW) if scale.dont_know else _NOT_OFFERED
-    tokens = _tokens(norm)
-    if not tokens:
-        return _NOT_A_NUMBER
-    words = [word for word, _ in tokens]
-    key = " ".join(words)
     info = _SCALES.get(scale)
+    known = info.known.get(norm)
+    return _scale(scale, info, norm) if known is None else known
+
+
+def _scale(scale: Scale, info: _ScaleInfo, norm: str) -> Reading:
+    if _only_question_marks(norm):
+        return _ACCEPTED_WORDS[DONT_KNOW] if scale.dont_know else _NOT_OFFERED
+    words, gaps = _split(norm)
+    if not words:
+        return _NOT_A_NUMBER
+    key = " ".join(words)
     hits = info.exact.get(key)
     if hits:
         return _scale_hits(hits)
@@ -777,15 +956,16 @@ def _read_scale(scale: Scale | None, text: str) -> Reading:
     if special is not None:
         value = special[0]
         offered = scale.dont_know if value == DONT_KNOW else scale.not_relevant
-        return Accepted(value) if offered else _NOT_OFFERED
+        return _ACCEPTED_WORDS[value] if offered else _NOT_OFFERED
     number = _leading_number(words)
     if number is not None:
-        return _scale_number(scale, info, tokens, words, number)
+        return _scale_number(scale, info, words, gaps, number)
     if len(key) >= 3:
         head = f" {key}"
-        hits = frozenset(point for label, point in info.texts if label.startswith(head))
-        if hits:
-            return _scale_hits(hits)
+        if f"\0{head}" in info.joined:
+            return _scale_hits(
+                frozenset(point for label, point in info.texts if label.startswith(head))
+            )
     return _NOT_A_NUMBER
 
 
@@ -796,11 +976,11 @@ def _scale_hits(hits: frozenset[int]) -> Reading:
 
 
 def _scale_number(
-    scale: Scale, info: _ScaleInfo, tokens: list[_Token], words: list[str], number: int
+    scale: Scale, info: _ScaleInfo, words: list[str], gaps: list[str], number: int
 ) -> Reading:
-    if tokens[0][1].endswith("-"):
+    if gaps[0].strip().endswith("-"):
         number = -number
-    if len(tokens) > 1 and tokens[1][1] in {",", "."} and _is_digits(words[1]):
+    if len(words) > 1 and gaps[1].strip() in {",", "."} and _is_digits(words[1]):
         return _NOT_A_NUMBER  # "4,5": scales take whole points
     out_of_range = Rejected(RejectReason.OUT_OF_RANGE, limit=scale.max)
     rest = 1
@@ -810,7 +990,7 @@ def _scale_number(
         after += 2
     elif after < len(words) and words[after] in {"av", "of"}:
         after += 1
-    elif after < len(words) and tokens[after][1] == "/":
+    elif after < len(words) and gaps[after].strip() == "/":
         pass
     else:
         after = -1
@@ -841,14 +1021,20 @@ def _scale_number(
 
 def _read_yes_no(text: str, *, dont_know: bool) -> Reading:
     norm = normalise(text[:MAX_INPUT])
+    known = (_YES_NO_KNOWN if dont_know else _YES_NO_KNOWN_NO_DK).get(norm)
+    if known is not None:
+        return known
     if not norm:
         return _EMPTY
+    return _yes_no(norm, dont_know=dont_know)
+
+
+def _yes_no(norm: str, *, dont_know: bool) -> Reading:
     if _only_question_marks(norm):
         return _yes_no_value(DONT_KNOW, dont_know=dont_know)
-    tokens = _tokens(norm)
-    if not tokens:
+    words, gaps = _split(norm)
+    if not words:
         return _NOT_YES_NO
-    words = [word for word, _ in tokens]
     if len(words) == 1 and _is_digits(words[0]):
         # The prompt lists the answers in this order: 1 ja, 2 nei, 3 vet ikke.
         value = {"1": YES, "2": NO, "3": DONT_KNOW if dont_know else ""}.get(words[0], "")
@@ -861,7 +1047,7 @@ def _read_yes_no(text: str, *, dont_know: bool) -> Reading:
     value, used = found
     if used < len(words):
         phrase = " ".join(words[:used])
-        gap = tokens[used][1]
+        gap = gaps[used].strip()
         if phrase in _WHOLE_ONLY or (phrase in _NEED_BREAK and not gap):
             return _NOT_YES_NO
         if not gap and words[used] in _NEGATIONS:
@@ -884,7 +1070,20 @@ def _read_yes_no(text: str, *, dont_know: bool) -> Reading:
 def _yes_no_value(value: str, *, dont_know: bool) -> Reading:
     if value == DONT_KNOW and not dont_know:
         return _NOT_OFFERED
-    return Accepted(value)
+    return _ACCEPTED_WORDS[value]
+
+
+def _build_yes_no_known(*, dont_know: bool) -> dict[str, Reading]:
+    candidates = ["?", *_YES_NO.table, *_NOT_RELEVANT.table, *map(str, range(_SMALL_NUMBERS))]
+    return _known(candidates, lambda norm: _yes_no(norm, dont_know=dont_know))
+
+
+_YES_NO_KNOWN = _build_yes_no_known(dont_know=True)
+_YES_NO_KNOWN_NO_DK = _build_yes_no_known(dont_know=False)
+
+
+def _yes_no_known(*, dont_know: bool) -> dict[str, Reading]:
+    return _YES_NO_KNOWN if dont_know else _YES_NO_KNOWN_NO_DK
 
 
 # --- numbers --------------------------------------------------------------------------------
@@ -901,39 +1100,16 @@ def _read_number(item: Item, text: str) -> Reading:
     norm = normalise(text[:MAX_INPUT])
     if not norm:
         return _EMPTY
-    match = _NUMBER_RE.match(norm)
-    if match is not None:
-        sign, digits, rest = match.groups()
-        if any("0" <= char <= "9" for char in rest):
-            return _NOT_A_NUMBER  # "40-50", "40,5", "1.200", "40 i 2020, 50 i 2021"
-        rest_words = _WORD_RE.findall(rest)
-        if rest_words and rest_words[0] in _MULTIPLIERS:
-            return _NOT_A_NUMBER
-        digits = digits.replace(" ", "")
-        if len(digits) > 15:
-            return _huge_number(item, negative=sign == "-")
-        value = int(digits)
-        if sign == "-":
-            value = -value
+    if norm.isdigit() and norm.isascii():
+        # A bare number, what `_NUMBER_RE` would find with no sign and nothing after it.
+        if len(norm) > 15:
+            return _huge_number(item, negative=False)
+        value = int(norm)
     else:
-        words = [word for word, _ in _tokens(norm)]
-        start = 0
-        while start < len(words) and words[start] in _APPROX_WORDS:
-            start += 1
-        if start >= len(words):
-            return _NOT_A_NUMBER
-        word = words[start]
-        if word in _ZERO_WORDS:
-            value = 0
-        elif word in _NUMBER_WORDS:
-            value = _NUMBER_WORDS[word]
-        else:
-            return _NOT_A_NUMBER
-        following = words[start + 1 : start + 2]
-        if following and (following[0] in _MULTIPLIERS or _leading_number(following) is not None):
-            return _NOT_A_NUMBER
-        if any(_is_digits(w) for w in words[start + 1 :]):
-            return _NOT_A_NUMBER
+        number = _number(item, norm)
+        if isinstance(number, Rejected):
+            return number
+        value = number
     if item.min is not None and value < item.min:
         return Rejected(RejectReason.OUT_OF_RANGE, limit=item.min)
     if item.max is not None and value > item.max:
@@ -941,8 +1117,63 @@ def _read_number(item: Item, text: str) -> Reading:
     return Accepted(value)
 
 
+def _number(item: Item, norm: str) -> int | Rejected:
+    """The number a normalised answer gives, before its bounds are checked."""
+    match = _NUMBER_RE.match(norm)
+    if match is not None:
+        sign, digits, rest = match.groups()
+        if rest:
+            if _DIGITS_RE.search(rest):
+                return _NOT_A_NUMBER  # "40-50", "40,5", "1.200", "40 i 2020, 50 i 2021"
+            first = _WORD_RE.search(rest)
+            if first is not None and first.group() in _MULTIPLIERS:
+                return _NOT_A_NUMBER
+        digits = digits.replace(" ", "")
+        if len(digits) > 15:
+            return _huge_number(item, negative=sign == "-")
+        value = int(digits)
+        return -value if sign == "-" else value
+    words = _WORD_RE.findall(norm)
+    start = 0
+    while start < len(words) and words[start] in _APPROX_WORDS:
+        start += 1
+    if start >= len(words):
+        return _NOT_A_NUMBER
+    word = words[start]
+    if word in _ZERO_WORDS:
+        value = 0
+    elif word in _NUMBER_WORDS:
+        value = _NUMBER_WORDS[word]
+    else:
+        return _NOT_A_NUMBER
+    following = words[start + 1 : start + 2]
+    if following and (following[0] in _MULTIPLIERS or _leading_number(following) is not None):
+        return _NOT_A_NUMBER
+    if any(_is_digits(w) for w in words[start + 1 :]):
+        return _NOT_A_NUMBER
+    return value
+
+
 def _huge_number(item: Item, *, negative: bool) -> Rejected:
     bound = item.min if negative else item.max
     if bound is None:
         return _NOT_A_NUMBER
     return Rejected(RejectReason.OUT_OF_RANGE, limit=bound)
+
+
+def _read_scale_item(item: Item, text: str) -> Reading:
+    return _read_scale(item.scale, text)
+
+
+def _read_yes_no_item(item: Item, text: str) -> Reading:
+    return _read_yes_no(text, dont_know=item.dont_know)
+
+
+_READERS: dict[str, Callable[[Item, str], Reading]] = {
+    ItemType.TEXT: _read_text,
+    ItemType.SINGLE: _read_single,
+    ItemType.MULTI: _read_multi,
+    ItemType.SCALE: _read_scale_item,
+    ItemType.YESNO: _read_yes_no_item,
+    ItemType.NUMBER: _read_number,
+}
