@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import lru_cache
 
 from flows.answers import Accepted, Rejected, normalise, read_answer, read_grid_line, read_row
 from flows.commands import Command, CommandKind, looks_like_question, read_command
@@ -202,10 +203,18 @@ _SIGN_OFFS = frozenset({"mvh", "hilsen", "med vennlig hilsen", "vennlig hilsen",
 _SIGNATURE_LINES = 4
 
 
+_cached_normalise = lru_cache(maxsize=4096)(normalise)
+
+
+def _normalised(line: str) -> str:
+    """`normalise`, remembered for short lines: a reply's lines are looked at several times."""
+    return _cached_normalise(line) if len(line) <= 200 else normalise(line)
+
+
 def _drop_signature(lines: list[str]) -> list[str]:
     """Lines up to a closing sign-off ("Mvh" / "Med vennlig hilsen" and a name or two)."""
     for index, line in enumerate(lines):
-        if normalise(line) in _SIGN_OFFS:
+        if _normalised(line) in _SIGN_OFFS:
             rest = [x for x in lines[index + 1:] if x.strip()]
             if len(rest) <= _SIGNATURE_LINES and all(len(x.split()) <= 6 for x in rest):
                 return lines[:index]
@@ -214,7 +223,7 @@ def _drop_signature(lines: list[str]) -> list[str]:
 
 def _is_greeting(line: str) -> bool:
     """A greeting or sign-off line ("Hei!", "Mvh Kari"): not an answer, nothing to report."""
-    words = normalise(line)
+    words = _normalised(line)
     if words in _GREETINGS:
         return True
     parts = words.split()
