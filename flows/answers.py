@@ -359,6 +359,13 @@ _MULTIPLIERS = frozenset(
 _SOFT_SEPARATORS = frozenset({"og", "and", "eller", "or", "samt", "pluss", "plus"})
 _FILLERS = frozenset({"nr", "nummer", "number", "no", "alternativ", "option"})
 _NEGATIONS = frozenset({"ikke", "ikkje", "not", "ingen", "never", "aldri"})
+#: Words that describe a change rather than name an option: "økt" in "økt effektivitet" must
+#: not pick the option "Økt trivsel …"; they belong to the word after them.
+_MODIFIERS = frozenset(
+    {"okt", "okte", "bedre", "mer", "meir", "mindre", "ny", "nye", "nytt", "storre", "hoyere",
+     "hogare", "lavere", "lagare", "more", "better", "increased", "less", "new", "higher",
+     "lower"}
+)  # fmt: skip
 _STOPWORDS = frozenset(
     {"og", "i", "av", "for", "til", "med", "pa", "eller", "and", "or", "of", "the", "in", "to",
      "a", "an", "om", "som", "det", "de", "den", "en", "et", "ei", "ein", "eit", "at", "vi",
@@ -903,6 +910,8 @@ def _free_words(choices: _Choices, words: list[str]) -> list[int] | Rejected:
     """Options named by words that are not a whole label: "helse", "omsorg", "helse kultur"."""
     if not _NEGATIONS.isdisjoint(words):
         return choices.unknown
+    if all(word in _MODIFIERS or word in _STOPWORDS for word in words):
+        return []  # "økt" before an option's own word: the option is named by what follows
     hits = _fuzzy(choices, " ".join(words))
     if len(hits) == 1:
         return list(hits)
@@ -910,7 +919,7 @@ def _free_words(choices: _Choices, words: list[str]) -> list[int] | Rejected:
         return _ambiguous(choices, hits)
     found: list[int] = []
     for word in words:
-        if word in _STOPWORDS:
+        if word in _STOPWORDS or word in _MODIFIERS:
             continue
         one = _resolve(choices, word)
         if len(one) != 1:

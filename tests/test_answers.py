@@ -954,3 +954,13 @@ def test_huge_text_is_too_long_not_slow() -> None:
 def test_long_answer_is_read_from_its_start() -> None:
     # Only the first MAX_INPUT characters are looked at; a number at the start still counts.
     assert accepted(read_answer(NUMBER_FREE, "40 " + "x" * 20_000)) == 40
+
+
+def test_a_modifier_word_does_not_pick_an_option_of_its_own() -> None:
+    """'økt effektivitet' names efficiency only, though 'Økt trivsel …' also starts with 'økt'."""
+    from flows.loader import load_shipped
+
+    item = load_shipped("virksomhetsleder-2020").item("effekter")
+    assert read_answer(item, "bedre kvalitet, økt effektivitet") == Accepted(
+        ["kvalitet", "effektivitet"])
+    assert read_answer(item, "økt trivsel") == Accepted(["trivsel"])
