@@ -40,9 +40,12 @@ practice, `../shared/domain.md` §3.1):
 Not covered (documented limits): a conditional item's n can equal a cell of the item it depends
 on, and tables from different reports or `--by` choices are not linked to each other.
 
-The suppression is pure functions over plain counts (`CountTable`), testable without a database;
-the query layer at the bottom pushes the counting into the database with one GROUP BY, so only a
-few hundred grouped rows reach Python even for a million answers.
+The suppression is pure functions over plain counts (`CountTable`), testable without a database.
+The query layer at the bottom reads the counts from `answer_counts` (a few thousand rows, kept in
+step with the answers on every write, see `storage.counts`) with one GROUP BY, so neither a
+million answers nor any free text is read to make a report. `build_report_from_answers` counts
+the same report from `answers` ⨝ `responses` directly; it is what the counts must reproduce, and
+what `build_report` falls back on (with a warning) if the counts do not cover every response.
 """
 
 from __future__ import annotations
@@ -70,7 +73,8 @@ from sqlalchemy import (
 )
 
 from flows.model import DONT_KNOW, NO, NOT_RELEVANT, YES, Item, ItemType, Questionnaire, Scale
-from storage.schema import Answer, Response
+from storage.counts import ANSWERED, RESPONSES, loads
+from storage.schema import Answer, AnswerCount, Response
 
 log = logging.getLogger(__name__)
 
@@ -348,7 +352,7 @@ class KeySpec:
 
 _SPECIAL_LABELS = {YES: "Ja", NO: "Nei", DONT_KNOW: "Vet ikke", NOT_RELEVANT: "Ikke relevant"}
 _BAND_EDGES = (10, 50, 100, 500, 1_000, 5_000, 10_000, 50_000, 100_000, 500_000, 1_000_000)
-FREE_TEXT = Category("answered", "Har skrevet svar (teksten publiseres ikke)")
+FREE_TEXT = Category(ANSWERED, "Har skrevet svar (teksten publiseres ikke)")
 
 
 def _number(n: int) -> str:
@@ -464,26 +468,56 @@ def tally(specs: Mapping[str, KeySpec], grouped: Iterable[tuple[str, Stratum, st
     unrecognised = 0
     for answer_id, stratum, raw, count in grouped:
         spec = specs.get(answer_id)
+        if spec is not None:
+            unrecognised += _count_answers(tallies, spec, stratum, loads(raw), count)
+    _warn_unrecognised(unrecognised)
+    return tallies
+
+
+def tally_counts(specs: Mapping[str, KeySpec],
+                 grouped: Iterable[tuple[str, Stratum, str, int]]) -> dict[str, Tally]:
+    """Fold grouped count rows (answer id, stratum, value key, n) into tallies.
+
+    The same tallies `tally` makes from the answers: a value key is counted as that many
+    answers with that value, except an option row of a list (`["x"]`), which adds to its
+    option's count only (the list's `[]` row counted the respondents).
+    """
+    tallies: dict[str, Tally] = {}
+    unrecognised = 0
+    for answer_id, stratum, key, count in grouped:
+        spec = specs.get(answer_id)
         if spec is None:
             continue
-        try:
-            value: object = json.loads(raw)
-        except (TypeError, ValueError):
-            value = None
-        categories = classify(spec, value)
-        if spec.kind == "text" and not categories:
-            continue  # an empty text: not an answer
-        if not categories and spec.kind != "multi":
-            unrecognised += count
+        value = loads(key)
+        if isinstance(value, list) and value:
+            if spec.kind == "multi":
+                for category in classify(spec, value):
+                    tallies.setdefault(answer_id, Tally()).counts[stratum][category] += count
             continue
-        entry = tallies.setdefault(answer_id, Tally())
-        entry.answered[stratum] += count
-        for category in categories:
-            entry.counts[stratum][category] += count
+        unrecognised += _count_answers(tallies, spec, stratum, value, count)
+    _warn_unrecognised(unrecognised)
+    return tallies
+
+
+def _count_answers(tallies: dict[str, Tally], spec: KeySpec, stratum: Stratum, value: object,
+                   count: int) -> int:
+    """Count `count` answers with `value`; return how many were not recognised."""
+    categories = classify(spec, value)
+    if spec.kind == "text" and not categories:
+        return 0  # an empty text: not an answer
+    if not categories and spec.kind != "multi":
+        return count
+    entry = tallies.setdefault(spec.answer_id, Tally())
+    entry.answered[stratum] += count
+    for category in categories:
+        entry.counts[stratum][category] += count
+    return 0
+
+
+def _warn_unrecognised(unrecognised: int) -> None:
     if unrecognised:
         log.warning("%d stored answers match no option of the questionnaire; not counted",
                     unrecognised)
-    return tallies
 
 
 def count_tables(spec: KeySpec, found: Tally | None, strata: Sequence[Stratum],
@@ -656,13 +690,53 @@ def _stratum_key(stratum: Stratum) -> tuple[tuple[bool, str], ...]:
     return tuple((v is None, v or "") for v in stratum)
 
 
+def _missing_as_none(values: Iterable[str | None]) -> Stratum:
+    """A missing stratum is "" in the counts and NULL (or, written around the answer store,
+    "") in `responses`: both are read as None, "uoppgitt"."""
+    return tuple(v or None for v in values)
+
+
+def _sorted_strata(rows: Iterable[Sequence[str | None]]) -> list[Stratum]:
+    return sorted({_missing_as_none(row) for row in rows}, key=_stratum_key)
+
+
 def strata(connection: Connection, survey_id: str, by: Sequence[str]) -> list[Stratum]:
-    """The strata (value combinations of `by`) that hold at least one response."""
+    """The strata (value combinations of `by`) that hold at least one response (counts)."""
+    if not by:
+        return [()]
+    dims = [getattr(AnswerCount, d) for d in by]
+    rows = connection.execute(select(*dims).where(AnswerCount.survey_id == survey_id,
+                                                  AnswerCount.answer_id == RESPONSES)
+                              .distinct())
+    return _sorted_strata(rows)
+
+
+def strata_from_answers(connection: Connection, survey_id: str,
+                        by: Sequence[str]) -> list[Stratum]:
+    """The strata that hold at least one response, from `responses`."""
     if not by:
         return [()]
     dims = [getattr(Response, d) for d in by]
     rows = connection.execute(select(*dims).where(Response.survey_id == survey_id).distinct())
-    return sorted((tuple(row) for row in rows), key=_stratum_key)
+    return _sorted_strata(rows)
+
+
+def grouped_counts(connection: Connection, survey_id: str, by: Sequence[str],
+                   specs: Sequence[KeySpec]) -> Iterator[tuple[str, Stratum, str, int]]:
+    """(answer id, stratum, value key, count) from `answer_counts`, grouped in the database.
+
+    A few rows per answer id, category and stratum: the table is already counted, this only
+    adds up the strata not asked for.
+    """
+    dims = [getattr(AnswerCount, d) for d in by]
+    width = len(dims)
+    query = (select(AnswerCount.answer_id, *dims, AnswerCount.value_key, func.sum(AnswerCount.n))
+             .where(AnswerCount.survey_id == survey_id,
+                    AnswerCount.answer_id.in_([s.answer_id for s in specs]))
+             .group_by(AnswerCount.answer_id, *dims, AnswerCount.value_key))
+    for row in connection.execute(query):
+        yield (row[0], _missing_as_none(row[1:1 + width]), row[1 + width],
+               int(row[2 + width]))
 
 
 def _value_expression(text_ids: Sequence[str]) -> ColumnElement[str]:
@@ -677,11 +751,11 @@ def _value_expression(text_ids: Sequence[str]) -> ColumnElement[str]:
 
 def grouped_values(connection: Connection, survey_id: str, by: Sequence[str],
                    specs: Sequence[KeySpec]) -> Iterator[tuple[str, Stratum, str, int]]:
-    """(answer id, stratum, JSON text of the value, count), grouped in the database.
+    """(answer id, stratum, JSON text of the value, count), grouped from the answers.
 
-    One pass over the answers. Free text is replaced inside the query by whether anything was
-    written, so no text ever leaves the database; answer ids the questionnaire does not know
-    are not read at all.
+    One pass over every answer (what `answer_counts` saves the report from). Free text is
+    replaced inside the query by whether anything was written, so no text ever leaves the
+    database; answer ids the questionnaire does not know are not read at all.
     """
     dims = [getattr(Response, d) for d in by]
     value = _value_expression([s.answer_id for s in specs if s.kind == "text"])
@@ -693,17 +767,55 @@ def grouped_values(connection: Connection, survey_id: str, by: Sequence[str],
              # By position: PostgreSQL cannot match a bound CASE in SELECT to one in GROUP BY.
              .group_by(*(literal_column(str(n)) for n in range(1, width + 3))))
     for row in connection.execute(query):
-        yield row[0], tuple(row[1:1 + width]), row[1 + width], row[2 + width]
+        yield row[0], _missing_as_none(row[1:1 + width]), row[1 + width], row[2 + width]
+
+
+def counts_in_step(connection: Connection, survey_id: str) -> bool:
+    """Whether `answer_counts` covers exactly the survey's responses (a cheap check that
+    nothing wrote responses around `AnswerStore.record`)."""
+    counted = connection.execute(
+        select(func.coalesce(func.sum(AnswerCount.n), 0))
+        .where(AnswerCount.survey_id == survey_id, AnswerCount.answer_id == RESPONSES),
+    ).scalar_one()
+    stored = connection.execute(select(func.count()).select_from(Response)
+                                .where(Response.survey_id == survey_id)).scalar_one()
+    return int(counted) == int(stored)
+
+
+def _report(connection: Connection, survey_id: str, questionnaire: Questionnaire,
+            by: Sequence[str], k: int, *, from_counts: bool) -> Report:
+    dims = check_by(by)
+    specs = key_specs(questionnaire)
+    by_id = {s.answer_id: s for s in specs}
+    if from_counts:
+        found = tally_counts(by_id, grouped_counts(connection, survey_id, dims, specs))
+        columns_used = strata(connection, survey_id, dims)
+    else:
+        found = tally(by_id, grouped_values(connection, survey_id, dims, specs))
+        columns_used = strata_from_answers(connection, survey_id, dims)
+    columns, tables = publish(specs, found, columns_used, dims, k)
+    log.info("report for survey %s: %d tables, %d strata", survey_id, len(tables),
+             len(columns) - 1)
+    return Report(survey_id, questionnaire.id, k, dims, columns, tables)
 
 
 def build_report(connection: Connection, survey_id: str, questionnaire: Questionnaire,
                  by: Sequence[str] = (), k: int = DEFAULT_MIN_CELL) -> Report:
-    """Count every answer id of `questionnaire` in the database and publish it safely."""
-    dims = check_by(by)
-    specs = key_specs(questionnaire)
-    found = tally({s.answer_id: s for s in specs},
-                  grouped_values(connection, survey_id, dims, specs))
-    columns, tables = publish(specs, found, strata(connection, survey_id, dims), dims, k)
-    log.info("report for survey %s: %d tables, %d strata", survey_id, len(tables),
-             len(columns) - 1)
-    return Report(survey_id, questionnaire.id, k, dims, columns, tables)
+    """Count every answer id of `questionnaire` from `answer_counts` and publish it safely.
+
+    Should the counts not cover every response (rows written around `AnswerStore.record`),
+    the report is counted from the answers instead, and the log says so.
+    """
+    check_by(by)
+    if counts_in_step(connection, survey_id):
+        return _report(connection, survey_id, questionnaire, by, k, from_counts=True)
+    log.warning("survey %s: the answer counts do not cover every response; counting from the "
+                "answers instead (slower; storage.counts.recount rebuilds them)", survey_id)
+    return _report(connection, survey_id, questionnaire, by, k, from_counts=False)
+
+
+def build_report_from_answers(connection: Connection, survey_id: str,
+                              questionnaire: Questionnaire, by: Sequence[str] = (),
+                              k: int = DEFAULT_MIN_CELL) -> Report:
+    """The same report, counted from `answers` ⨝ `responses` (one pass over every answer)."""
+    return _report(connection, survey_id, questionnaire, by, k, from_counts=False)

@@ -6,6 +6,10 @@ database, so a copy of the database alone cannot tie a response to a token. A re
 a random id, four coarse strata and the day of the latest answer: nothing that orders it
 against the invitations, and no time of day.
 
+Every change to a response also updates `answer_counts` (what the report reads) in the same
+transaction, so the counts always equal what `answers` ⨝ `responses` would give (see
+`storage.counts`).
+
 `seal` cuts the link for good: it deletes the survey's links and every remaining copy of the
 answers on the identity side (conversation state, message bodies), and `scrub` then rewrites
 the tables on disk so that neither deleted bytes nor the physical order of rows remain to be
@@ -21,6 +25,7 @@ import hmac
 import logging
 import os
 import secrets
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -28,10 +33,12 @@ from sqlalchemy import Engine, Select, delete, inspect, null, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from flows.model import AnswerValue
+from flows.model import AnswerValue, Questionnaire
+from storage import counts
 from storage.db import StorageError
 from storage.schema import (
     Answer,
+    AnswerCount,
     InboxMessage,
     Invitation,
     OutboxMessage,
@@ -128,10 +135,24 @@ def _new_response(session: Session, survey_id: str, link_value: str, today: dt.d
 
 
 def _apply_strata(response: Response, strata: Strata) -> None:
+    """Set the strata; an empty one is stored as missing (None), like one never given."""
     response.respondent_type = strata.respondent_type
-    response.sector = strata.sector
-    response.landsdel = strata.landsdel
-    response.size_class = strata.size_class
+    response.sector = strata.sector or None
+    response.landsdel = strata.landsdel or None
+    response.size_class = strata.size_class or None
+
+
+def _stratum(response: Response) -> counts.StratumKey:
+    return counts.stratum_key(response.respondent_type, response.sector, response.landsdel,
+                              response.size_class, response.completed)
+
+
+def _stored_values(session: Session, response_id: str) -> dict[str, object]:
+    """The response's answers as the database holds them (after its own conversions: SQLite,
+    for one, stores the JSON number 4.0 as 4), which is what any recount will read."""
+    rows = session.execute(select(Answer.answer_id, Answer.value)
+                           .where(Answer.response_id == response_id))
+    return {answer_id: value for answer_id, value in rows}
 
 
 def _apply_answers(session: Session, response_id: str, answers: Mapping[str, AnswerValue],
@@ -165,32 +186,52 @@ class AnswerStore:
 
     def record(self, session: Session, *, survey_id: str, token: str, strata: Strata,
                answers: Mapping[str, AnswerValue], removed: list[str], completed: bool,
-               today: dt.date) -> str:
+               today: dt.date, questionnaire: Questionnaire | None = None) -> str:
         """Store answers for the invitation with `token`; return the response id.
 
         The first call creates the response (random id) and its link; later calls with the
         same token update it: `answers` are inserted or changed, `removed` answer ids deleted
-        (an id in both is kept with its new value). `today` is the day, never a time.
+        (an id in both is kept with its new value). `today` is the day, never a time. An
+        empty stratum is stored as missing.
+
+        `answer_counts` follows in the same transaction. The survey's questionnaire says
+        which answers are free text: those, and answer ids it does not know, are counted only
+        as answered, never by their text. Pass `questionnaire` when it is at hand; otherwise it
+        is read from the survey's reference (a shipped id or a file, as `svarbot report` does).
 
         Raises:
             TypeError: `today` is a datetime (a time of day must never reach this side).
-            StorageError: the survey is unknown or sealed.
+            StorageError: the survey is unknown or sealed, or (without `questionnaire`) its
+                questionnaire cannot be read.
         """
         if isinstance(today, dt.datetime) or not isinstance(today, dt.date):
             raise TypeError("today must be a date, not a datetime")
-        _open_survey(session, survey_id)
+        survey = _open_survey(session, survey_id)
         link_value = link(self._key, token)
         found = session.get(ResponseLink, link_value)
         if found is not None and found.survey_id != survey_id:
             raise StorageError("this invitation's answers belong to another survey")
-        response = (_new_response(session, survey_id, link_value, today) if found is None
-                    else session.get_one(Response, found.response_id))
+        if questionnaire is None:
+            questionnaire = counts.survey_questionnaire(survey_id, survey.questionnaire)
+        by_value = counts.counted_by_value(questionnaire)
+        before: Counter[counts.CountKey] = Counter()
+        if found is None:
+            response = _new_response(session, survey_id, link_value, today)
+        else:
+            # Locked (PostgreSQL) so that two messages of one respondent, handled at once,
+            # count their changes one after the other rather than from the same "before".
+            response = session.get_one(Response, found.response_id, with_for_update=True)
+            before = counts.response_counts(
+                _stratum(response), _stored_values(session, response.id), by_value)
         _apply_strata(response, strata)
         response.completed = completed
         response.answered_on = today
         session.flush()
         _apply_answers(session, response.id, answers, removed)
         session.flush()
+        after = counts.response_counts(
+            _stratum(response), _stored_values(session, response.id), by_value)
+        counts.apply(session.connection(), survey_id, counts.difference(before, after))
         return response.id
 
 
@@ -226,13 +267,16 @@ def _clear_messages(session: Session, invitations: Select[int]) -> int:
 
 
 def _rewrite_answer_rows(session: Session, survey_id: str) -> None:
-    """Rewrite the survey's responses and answers, so no row keeps the transaction stamp
-    (PostgreSQL's xmin) it shared with an identity-side change when it was recorded."""
+    """Rewrite the survey's responses, answers and counts, so no row keeps the transaction
+    stamp (PostgreSQL's xmin) it shared with an identity-side change when it was recorded.
+
+    The counts keep their values: they are aggregates, and stay with the answers."""
     responses = select(Response.id).where(Response.survey_id == survey_id)
     session.execute(update(Response).where(Response.survey_id == survey_id)
                     .values(completed=Response.completed))
     session.execute(update(Answer).where(Answer.response_id.in_(responses))
                     .values(value=Answer.value))
+    counts.touch(session.connection(), survey_id)
 
 
 def seal(session: Session, survey_id: str, *, now: dt.datetime | None = None) -> SealResult:
@@ -279,7 +323,7 @@ def _scrub_sqlite(engine: Engine) -> None:
 def _scrub_postgresql(engine: Engine) -> None:
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         inspector = inspect(connection)
-        for table in ("responses", "answers"):
+        for table in ("responses", "answers", AnswerCount.__tablename__):
             primary_key = inspector.get_pk_constraint(table)["name"] or f"{table}_pkey"
             quote = connection.dialect.identifier_preparer.quote
             connection.exec_driver_sql(f"CLUSTER {quote(table)} USING {quote(primary_key)}")
@@ -291,7 +335,7 @@ def scrub(engine: Engine) -> None:
     """After `seal` has committed: rewrite the tables so deleted data is gone from the files.
 
     SQLite: VACUUM and truncate the write-ahead log. PostgreSQL: rewrite the answer tables in
-    the order of their random keys (CLUSTER) and the identity tables that held links or
+    the order of their keys (CLUSTER) and the identity tables that held links or
     answers (VACUUM FULL). Both lock the tables briefly.
 
     Raises:

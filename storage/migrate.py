@@ -15,10 +15,11 @@ configuration here, so an installed svarbot needs no `alembic.ini`. Three rules:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alembic import command
 from alembic.config import Config
@@ -29,6 +30,9 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from storage.db import StorageError, make_engine
+
+if TYPE_CHECKING:
+    from flows.model import Questionnaire
 
 log = logging.getLogger(__name__)
 
@@ -185,14 +189,21 @@ def open_database(url: str) -> Engine:
 # --- changing the schema --------------------------------------------------------------------
 
 
-def _run_upgrade(connection: Connection) -> None:
-    """Upgrade to head inside one transaction (on SQLite, DDL included)."""
+#: How a migration finds a survey's questionnaire from its reference (see revision 0002).
+QuestionnaireLookup = Callable[[str], "Questionnaire"]
+
+
+def _run_upgrade(connection: Connection, target: str = "head",
+                 questionnaires: QuestionnaireLookup | None = None) -> None:
+    """Upgrade to `target` inside one transaction (on SQLite, DDL included)."""
     if connection.dialect.name == "sqlite":
         # pysqlite runs DDL outside any transaction unless one is opened explicitly.
         connection.exec_driver_sql("BEGIN")
     config = alembic_config()
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    if questionnaires is not None:
+        config.attributes["questionnaires"] = questionnaires
+    command.upgrade(config, target)
     connection.commit()
 
 
@@ -227,8 +238,10 @@ def _prepare_sqlite_file(url: str) -> None:
         raise StorageError(f"{path}: the folder {path.parent} does not exist")
 
 
-def init_database(url: str) -> str:
+def init_database(url: str, *, revision: str = "head") -> str:
     """Create svarbot's schema in a new, empty database at `url`; return the revision.
+
+    `revision` creates an older schema instead (for tests and benchmarks of upgrades).
 
     Raises:
         StorageError: the database already has tables (use `upgrade`), cannot be reached,
@@ -241,16 +254,20 @@ def init_database(url: str) -> str:
             raise StorageError(f"{describe(url)} already has tables; nothing changed "
                                "(to bring an existing svarbot database up to date, run "
                                "`svarbot db upgrade`)")
-        _run_upgrade(connection)
-        revision = _revision_of(connection)
-    log.info("created the svarbot schema at revision %s", revision)
-    return head_revision() if revision is None else revision
+        _run_upgrade(connection, revision)
+        created = _revision_of(connection)
+    log.info("created the svarbot schema at revision %s", created)
+    return head_revision() if created is None else created
 
 
-def upgrade(url: str) -> tuple[str | None, str]:
+def upgrade(url: str, questionnaires: QuestionnaireLookup | None = None,
+            ) -> tuple[str | None, str]:
     """Upgrade the database at `url` to this svarbot's schema; return (before, after).
 
     An up-to-date database is left alone; a newer one is refused before anything is written.
+    A revision that fails (e.g. 0002 cannot read a survey's questionnaire) changes nothing.
+    `questionnaires` finds a survey's questionnaire from its reference (default: a file path,
+    or a shipped questionnaire's id, as `svarbot report` reads them).
     """
     _require_file(url)
     with _connected(url) as connection:
@@ -261,6 +278,6 @@ def upgrade(url: str) -> tuple[str | None, str]:
                                "is database.url right?")
         head = head_revision()
         if before != head:
-            _run_upgrade(connection)
+            _run_upgrade(connection, questionnaires=questionnaires)
             log.info("upgraded the schema from revision %s to %s", before, head)
     return before, head

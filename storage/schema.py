@@ -4,10 +4,13 @@ Identity side (who was invited, how far they got, every message in and out):
 `surveys`, `respondents`, `invitations`, `outbox`, `outbox_events`, `inbox`, `inbox_events`,
 `desk_queries`.
 
-Answer side (what was answered, by nobody in particular): `responses` and `answers`. They hold
-only coarse strata (respondent type, sector, landsdel, size class) and a date without a time.
-Their keys are random, and on SQLite they are `WITHOUT ROWID` tables, so neither a key nor the
-physical row order reveals when, or in which order, anyone answered.
+Answer side (what was answered, by nobody in particular): `responses`, `answers` and
+`answer_counts`. They hold only coarse strata (respondent type, sector, landsdel, size class)
+and a date without a time. Their keys are random (or, for the counts, the category and stratum
+counted), and on SQLite they are `WITHOUT ROWID` tables, so neither a key nor the physical row
+order reveals when, or in which order, anyone answered. `answer_counts` is what the report
+reads: how many answers fall in each category per stratum, kept in step with `answers` by
+`storage.answers.AnswerStore.record` (see `storage.counts`).
 
 The one bridge is `response_links`: an HMAC of the invitation token (keyed by a secret that is
 never stored in the database) mapped to a response id. Without the key the hash cannot be
@@ -282,7 +285,7 @@ class ResponseLink(Base):
 # --- answer side ----------------------------------------------------------------------------
 
 #: Tables whose rows must never be joinable to a person (a test checks every column).
-ANSWER_SIDE = ("responses", "answers")
+ANSWER_SIDE = ("responses", "answers", "answer_counts")
 
 
 class Response(Base):
@@ -314,3 +317,27 @@ class Answer(Base):
     answer_id: Mapped[str] = mapped_column(String(130), primary_key=True)
     #: The value as JSON: an option id, a list of option ids, a number or a text.
     value: Mapped[object] = mapped_column(JSON)
+
+
+class AnswerCount(Base):
+    """How many answers of one answer id fall in one category, per stratum: the report's input.
+
+    Aggregate only: no response id, no text. `value_key` is the category as JSON (see
+    `storage.counts.value_keys`): the value of a choice, scale, yes/no or number answer, one row
+    per chosen option of a multiple choice (plus one for having answered), and `"answered"`
+    for a non-empty free text, never the text. Answer id `""` counts the responses themselves.
+    A missing stratum is `""` rather than NULL, so that it can be part of the primary key.
+    """
+
+    __tablename__ = "answer_counts"
+    __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012 - SQLAlchemy table options
+
+    survey_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    answer_id: Mapped[str] = mapped_column(String(130), primary_key=True)
+    value_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    respondent_type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    sector: Mapped[str] = mapped_column(String(32), primary_key=True)
+    landsdel: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size_class: Mapped[str] = mapped_column(String(16), primary_key=True)
+    completed: Mapped[bool] = mapped_column(primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)

@@ -11,6 +11,7 @@ import csv
 import datetime as dt
 import io
 import json
+import logging
 import secrets
 import subprocess
 import sys
@@ -22,7 +23,7 @@ import pytest
 from click.testing import CliRunner, Result
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import Engine, create_engine, insert
+from sqlalchemy import Engine, create_engine, func, insert, select
 
 from flows.loader import parse
 from flows.model import Questionnaire
@@ -32,6 +33,7 @@ from storage.aggregate import (
     Entry,
     PublishedTable,
     build_report,
+    build_report_from_answers,
     check_by,
     exposed,
     number_bands,
@@ -42,7 +44,8 @@ from storage.aggregate import (
     suppress_linked,
     witness,
 )
-from storage.schema import Answer, Base, Response, Survey
+from storage.counts import recount
+from storage.schema import Answer, AnswerCount, Base, Response, Survey
 
 ROOT = Path(__file__).resolve().parents[1]
 K = 5
@@ -318,7 +321,8 @@ def answers_for(n: int, sector: str) -> dict[str, object]:
 
 
 def add_responses(engine: Engine, survey_id: str,
-                  rows: Sequence[tuple[dict[str, Any], dict[str, object]]]) -> None:
+                  rows: Sequence[tuple[dict[str, Any], dict[str, object]]], *,
+                  count: bool = True) -> None:
     with engine.begin() as connection:
         if connection.execute(Survey.__table__.select().where(Survey.id == survey_id)).first() \
                 is None:
@@ -333,9 +337,11 @@ def add_responses(engine: Engine, survey_id: str,
             connection.execute(insert(Answer), [
                 {"response_id": response_id, "answer_id": key, "value": value}
                 for key, value in answers.items()])
+        if count:  # as migration 0002 back-fills them (AnswerStore.record keeps them in step)
+            recount(connection, survey_id, questionnaire())
 
 
-def crafted(engine: Engine, survey_id: str = "s") -> None:
+def crafted(engine: Engine, survey_id: str = "s", *, count: bool = True) -> None:
     """24 mayors in each of three landsdeler, and one in Agder who wrote something telling."""
     rows: list[tuple[dict[str, Any], dict[str, object]]] = []
     for place in ("Oslo", "Vestlandet", "Nord-Norge"):
@@ -343,7 +349,7 @@ def crafted(engine: Engine, survey_id: str = "s") -> None:
                   answers_for(n, ["helse", "kultur", "teknisk"][n % 3])) for n in range(24)]
     rows.append(({"landsdel": "Agder", "size_class": "S"},
                  {**answers_for(0, "kultur"), "fritt": TELLING_TEXT}))
-    add_responses(engine, survey_id, rows)
+    add_responses(engine, survey_id, rows, count=count)
 
 
 @pytest.fixture
@@ -489,6 +495,46 @@ def test_report_json_and_csv_shapes(engine: Engine) -> None:
     buffer = io.StringIO()
     csv.writer(buffer).writerows([header, *rows])
     assert "inhabil" not in buffer.getvalue()
+
+
+@pytest.mark.parametrize("by", [(), ("landsdel",), ("size_class", "landsdel"),
+                                ("respondent_type",), ("sector",)])
+@pytest.mark.parametrize("k", [1, K])
+def test_the_report_from_the_counts_is_the_report_from_the_answers(
+        engine: Engine, by: tuple[str, ...], k: int, caplog: pytest.LogCaptureFixture) -> None:
+    """`build_report` reads `answer_counts` only, and publishes exactly what counting the
+    answers themselves publishes."""
+    crafted(engine)
+    with engine.connect() as connection:
+        caplog.set_level(logging.WARNING)
+        from_counts = build_report(connection, "s", questionnaire(), by, k)
+        assert "do not cover" not in caplog.text
+        counted = connection.execute(select(func.count()).select_from(AnswerCount)).scalar_one()
+        from_answers = build_report_from_answers(connection, "s", questionnaire(), by, k)
+    assert counted > 0
+    assert from_counts == from_answers
+    assert any(t.counts != ((None,),) for t in from_counts.tables)
+
+
+def test_a_report_without_counts_is_counted_from_the_answers(
+        engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
+    """Responses written around the answer store (no counts): the report says so in the log
+    and counts the answers instead, so it is never silently empty or wrong."""
+    crafted(engine, count=False)
+    caplog.set_level(logging.WARNING)
+    with engine.connect() as connection:
+        fallback = build_report(connection, "s", questionnaire(), ("landsdel",), K)
+        assert "the answer counts do not cover every response" in caplog.text
+        assert fallback == build_report_from_answers(connection, "s", questionnaire(),
+                                                     ("landsdel",), K)
+    sector = next(t for t in fallback.tables if t.spec.answer_id == "sektor")
+    assert sector.respondents[-1] == 73
+    with engine.begin() as connection:
+        recount(connection, "s", questionnaire())
+    caplog.clear()
+    with engine.connect() as connection:
+        assert build_report(connection, "s", questionnaire(), ("landsdel",), K) == fallback
+    assert "do not cover" not in caplog.text
 
 
 def test_by_accepts_one_or_two_known_strata() -> None:

@@ -21,6 +21,7 @@ from sqlalchemy import Engine, create_engine, insert, select
 
 from flows.loader import parse
 from flows.model import Questionnaire
+from storage.counts import recount
 from storage.export import STRATA_COLUMNS, Export, export_answers, write_csv, write_json
 from storage.schema import Answer, Base, Response, Survey
 
@@ -83,6 +84,7 @@ def fill(engine: Engine, n: int = N) -> list[str]:
             connection.execute(insert(Answer), [
                 {"response_id": response_id, "answer_id": k, "value": v}
                 for k, v in values.items()])
+        recount(connection, "s", questionnaire())  # the report's counts, as 0002 back-fills them
     return ids
 
 

@@ -175,17 +175,16 @@ def test_upgrade_creates_the_schema_in_an_empty_database(db_url: str) -> None:
     open_database(db_url).dispose()
 
 
-def test_an_older_database_must_be_upgraded_first(migrated_url: str,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_older_database_must_be_upgraded_first(db_url: str) -> None:
     """A database behind this svarbot is not opened until `svarbot db upgrade` has run."""
-    import storage.migrate
-
-    monkeypatch.setattr(storage.migrate, "head_revision", lambda: "0002")
-    monkeypatch.setattr(storage.migrate, "known_revisions", lambda: frozenset({"0001", "0002"}))
+    assert head_revision() == "0002"
+    assert init_database(db_url, revision="0001") == "0001"
     with pytest.raises(StorageError) as caught:
-        open_database(migrated_url)
+        open_database(db_url)
     assert str(caught.value) == ("database schema revision 0001 is older than this svarbot "
                                  "(0002); run `svarbot db upgrade`")
+    assert upgrade(db_url) == ("0001", "0002")
+    open_database(db_url).dispose()
 
 
 def test_a_database_without_a_revision_is_not_svarbots(migrated_url: str) -> None:

@@ -211,6 +211,8 @@ def _flatten(value: object) -> list[str]:
     return [] if value is None else [str(value)]
 
 
+#: What was answered and how often (numbers that may equal an id by chance), not keys or strata.
+ANSWERED_VALUES = {"value", "value_key", "n"}
 IDENTIFYING_COLUMNS = {"token", "email", "name", "municipality_no", "municipality_name",
                        "phone", "telegram", "email_address", "telegram_chat_id", "recipient"}
 
@@ -244,10 +246,15 @@ def test_no_identifying_value_reaches_the_answer_side(engine: Engine) -> None:
     every_value = {text for rows in answer_rows.values() for row in rows
                    for text in _flatten(list(row.values()))}
     key_and_strata = {text for rows in answer_rows.values() for row in rows
-                      for column, value in row.items() if column != "value"
+                      for column, value in row.items() if column not in ANSWERED_VALUES
                       for text in _flatten(value)}
     assert every_value & texts == set()
     assert key_and_strata & stamps == set()
+    # The counts hold categories and numbers, never a free text (which `answers` does hold).
+    assert any("velferdsteknologi" in str(row["value"]) for row in answer_rows["answers"])
+    counted = [str(value) for row in answer_rows["answer_counts"] for value in row.values()]
+    assert '"helse"' in counted
+    assert not any("velferdsteknologi" in value for value in counted)
     assert {row["respondent_type"] for row in answer_rows["responses"]} <= ROLES
     for row in answer_rows["responses"]:
         assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(row["answered_on"]))
