@@ -13,6 +13,7 @@ import datetime as dt
 from sqlalchemy.orm import Session
 
 from flows.events import AnswerRecorded, AnswerRemoved, QuestionnaireCompleted, Step, Stopped
+from flows.model import Questionnaire
 from flows.session import Status, to_json
 from storage.answers import AnswerStore, strata_for
 from storage.identity import set_status
@@ -24,8 +25,13 @@ _OPEN = (InvitationStatus.PENDING, InvitationStatus.INVITED, InvitationStatus.DE
 
 
 def apply_step(session: Session, store: AnswerStore, invitation: Invitation,
-               respondent: Respondent, step: Step, *, now: dt.datetime) -> None:
-    """Store `step` for `invitation`: session state, status, and answers (by link only)."""
+               respondent: Respondent, step: Step, *, now: dt.datetime,
+               questionnaire: Questionnaire | None = None) -> None:
+    """Store `step` for `invitation`: session state, status, and answers (by link only).
+
+    `questionnaire` is the one the step came from (it tells the store which answers are free
+    text); without it the store loads the survey's own.
+    """
     invitation.session_state = to_json(step.session)
     invitation.last_contact_at = now
     recorded = {e.answer_id for e in step.events if isinstance(e, AnswerRecorded)}
@@ -34,7 +40,8 @@ def apply_step(session: Session, store: AnswerStore, invitation: Invitation,
         answers = {a: step.session.answers[a] for a in recorded if a in step.session.answers}
         store.record(session, survey_id=invitation.survey_id, token=invitation.token,
                      strata=strata_for(respondent), answers=answers, removed=removed,
-                     completed=step.session.status is Status.COMPLETED, today=now.date())
+                     completed=step.session.status is Status.COMPLETED, today=now.date(),
+                     questionnaire=questionnaire)
     status = _status_after(invitation, step)
     if status is not None and status != invitation.status and invitation.status in _OPEN:
         set_status(session, invitation, status, _reason(step))

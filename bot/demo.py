@@ -164,7 +164,8 @@ def _converse_all(url: str, survey_id: str, q: Questionnaire, store: AnswerStore
 
                 steps = [steps[0], advance(q, steps[0].session, Reply("meld meg av"), now=day)]
             for step in steps:
-                apply_step(session, store, invitation, respondent, step, now=day)
+                apply_step(session, store, invitation, respondent, step, now=day,
+                           questionnaire=q)
                 tally.messages_out += len(step.prompts)
                 tally.rejected += sum(isinstance(e, InputRejected) for e in step.events)
                 tally.queries += sum(isinstance(e, QueryRaised) for e in step.events)

@@ -52,7 +52,8 @@ def test_logs_of_a_full_cycle_hold_no_identifiers_or_answer_text(
                 transcript = converse(q, rng, channel="email", now=NOW,
                                       persona=Persona(typo_rate=0.3))
                 for step in transcript.steps:
-                    apply_step(session, store, invitation, respondent, step, now=NOW)
+                    apply_step(session, store, invitation, respondent, step, now=NOW,
+                               questionnaire=q)
         with open_database(url).connect() as connection:
             export = export_answers(connection, "ordforer-2020", q)
             build_report(connection, "ordforer-2020", q, ("size_class",), 5)
