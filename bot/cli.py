@@ -10,37 +10,20 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import NoReturn
 
 import click
 
-from bot.config import ConfigError, Settings, load_settings
-from flows.loader import QuestionnaireError, load_file, load_shipped, shipped
+from bot.cli_common import CONFIG_HELP, load_config
+from bot.cli_common import fail as _fail
+from flows.loader import QuestionnaireError, load_reference, shipped
 from flows.model import Lang, Questionnaire
 from flows.session import Channel
-
-CONFIG_HELP = "Configuration file (default: ./config.yaml, or $SVARBOT_CONFIG)."
-
-
-def _fail(message: str, status: int = 2) -> NoReturn:
-    click.echo(f"svarbot: {message}", err=True)
-    sys.exit(status)
-
-
-def load_config(path: str | None) -> Settings:
-    """Read the configuration or exit with status 2 and one line naming the key."""
-    try:
-        return load_settings(path or "config.yaml")
-    except ConfigError as exc:
-        _fail(str(exc))
 
 
 def _questionnaire(path_or_id: str) -> Questionnaire:
     """A questionnaire from a file path, or a shipped one by id; exits 1 on errors."""
     try:
-        if Path(path_or_id).exists() or path_or_id.endswith((".yaml", ".yml")):
-            return load_file(path_or_id)
-        return load_shipped(path_or_id)
+        return load_reference(path_or_id)
     except QuestionnaireError as exc:
         for problem in exc.problems:
             click.echo(problem, err=True)
@@ -75,7 +58,7 @@ def flow_check(files: tuple[str, ...]) -> None:
     failed = 0
     for name in files:
         try:
-            q = load_file(name) if Path(name).exists() else load_shipped(name)
+            q = load_reference(name)
         except QuestionnaireError as exc:
             failed += 1
             for problem in exc.problems:

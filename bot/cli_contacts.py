@@ -22,21 +22,18 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
+from bot.cli_common import CONFIG_HELP
+from bot.cli_common import fail as _fail
+
 if TYPE_CHECKING:
     from rich.table import Table
 
     from storage.contacts import ContactsFile
     from storage.sampling import Replacement, Sample
 
-CONFIG_HELP = "Configuration file (default: ./config.yaml, or $SVARBOT_CONFIG)."
 SURVEY_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 #: Files with at least this many rows get a progress bar (on a terminal).
 PROGRESS_FROM = 1000
-
-
-def _fail(message: str, status: int = 2) -> NoReturn:
-    click.echo(f"svarbot: {message}", err=True)
-    sys.exit(status)
 
 
 def _problems(problems: list[str], label: str, what: str) -> NoReturn:
@@ -122,7 +119,7 @@ def import_command(file: str, survey_id: str, dry_run: bool, config_path: str | 
     """
     from sqlalchemy.exc import SQLAlchemyError
 
-    from bot.cli import load_config
+    from bot.cli_common import load_config
     from storage.contacts import SurveyClosedError, database_ready, import_contacts
     from storage.db import StorageError, make_engine, session_factory
 

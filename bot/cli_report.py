@@ -14,9 +14,12 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 import click
+
+from bot.cli_common import CONFIG_HELP
+from bot.cli_common import fail as _fail
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -26,24 +29,16 @@ if TYPE_CHECKING:
     from flows.model import Questionnaire
     from storage.aggregate import PublishedTable, Report
 
-CONFIG_HELP = "Configuration file (default: ./config.yaml, or $SVARBOT_CONFIG)."
 #: Strata side by side in one terminal table; more continue in the next table.
 _MAX_STRATA_COLUMNS = 6
 
 
-def _fail(message: str, status: int = 2) -> NoReturn:
-    click.echo(f"svarbot: {message}", err=True)
-    sys.exit(status)
-
-
 def _questionnaire(reference: str, survey_id: str) -> Questionnaire:
     """The survey's questionnaire: a file path, or the id of a shipped one (exit 2 if broken)."""
-    from flows.loader import QuestionnaireError, load_file, load_shipped
+    from flows.loader import QuestionnaireError, load_reference
 
     try:
-        if Path(reference).exists() or reference.endswith((".yaml", ".yml")):
-            return load_file(reference)
-        return load_shipped(reference)
+        return load_reference(reference)
     except QuestionnaireError as exc:
         _fail(f"survey {survey_id}: questionnaire {reference}: {exc.problems[0]}")
 
@@ -55,7 +50,7 @@ def _answer_store(config_path: str | None, survey_id: str,
     from sqlalchemy import select
     from sqlalchemy.exc import SQLAlchemyError
 
-    from bot.cli import load_config
+    from bot.cli_common import load_config
     from storage.db import StorageError
     from storage.migrate import open_database
     from storage.schema import Survey

@@ -9,12 +9,13 @@ The storage modules (SQLAlchemy, Alembic) are imported inside the commands, so t
 
 from __future__ import annotations
 
-import sys
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 import click
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.cli_common import config_option, load_config
+from bot.cli_common import fail as _fail
+from bot.config import Settings
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -22,21 +23,6 @@ if TYPE_CHECKING:
 
     from storage.answers import SealResult
 
-CONFIG_HELP = "Configuration file (default: ./config.yaml, or $SVARBOT_CONFIG)."
-config_option = click.option("--config", "config_path", envvar="SVARBOT_CONFIG",
-                             help=CONFIG_HELP)
-
-
-def _fail(message: str, status: int = 2) -> NoReturn:
-    click.echo(f"svarbot: {message}", err=True)
-    sys.exit(status)
-
-
-def _settings(path: str | None) -> Settings:
-    try:
-        return load_settings(path or "config.yaml")
-    except ConfigError as exc:
-        _fail(str(exc))
 
 
 # --- init -----------------------------------------------------------------------------------
@@ -65,7 +51,7 @@ def init_command(config_path: str | None) -> None:
     from storage.db import StorageError
     from storage.migrate import describe, init_database
 
-    settings = _settings(config_path)
+    settings = load_config(config_path)
     url = settings.database.url
     try:
         revision = init_database(url)
@@ -92,7 +78,7 @@ def db_upgrade(config_path: str | None) -> None:
     from storage.db import StorageError
     from storage.migrate import upgrade
 
-    settings = _settings(config_path)
+    settings = load_config(config_path)
     try:
         before, after = upgrade(settings.database.url)
     except StorageError as exc:
@@ -164,7 +150,7 @@ def seal_command(survey_id: str, yes: bool, config_path: str | None) -> None:
     from storage.db import StorageError
     from storage.migrate import open_database
 
-    settings = _settings(config_path)
+    settings = load_config(config_path)
     try:
         engine = open_database(settings.database.url)
     except StorageError as exc:

@@ -33,7 +33,7 @@ from sqlalchemy import select
 from bot.config import Settings
 from bot.conversation import apply_step
 from flows.events import InputRejected, QueryRaised, Reply
-from flows.loader import load_file, load_shipped
+from flows.loader import load_reference
 from flows.model import AnswerValue, Lang, Questionnaire
 from flows.session import Channel
 from flows.simulate import Persona, converse
@@ -66,12 +66,6 @@ class Tally:
     messages_out: int = 0
     rejected: int = 0
     queries: int = 0
-
-
-def _questionnaire(reference: str) -> Questionnaire:
-    if reference.endswith((".yaml", ".yml")):
-        return load_file(reference)
-    return load_shipped(reference)
 
 
 def _fresh_database(folder: Path) -> str:
@@ -197,7 +191,7 @@ def run_demo(settings: Settings, *, respondents: int, seed: int, folder: Path,
     questionnaires: dict[str, Questionnaire] = {}
     with Progress(console=console, transient=True) as progress:
         for survey in settings.surveys:
-            q = questionnaires[survey.id] = _questionnaire(survey.questionnaire)
+            q = questionnaires[survey.id] = load_reference(survey.questionnaire)
             contacts = load_contacts(mayors if q.id.startswith("ordforer") else sample).contacts
             import_contacts(factory, survey.id, contacts, questionnaire=survey.questionnaire,
                             default_lang=survey.default_lang)

@@ -651,3 +651,10 @@ def load_shipped(questionnaire_id: str) -> Questionnaire:
         raise QuestionnaireError(
             [f"no shipped questionnaire '{questionnaire_id}' (known: {known})"])
     return load_file(files[questionnaire_id])
+
+
+def load_reference(reference: str) -> Questionnaire:
+    """A questionnaire named as a survey names it: a file path, or the id of a shipped one."""
+    if reference.endswith((".yaml", ".yml")) or Path(reference).exists():
+        return load_file(reference)
+    return load_shipped(reference)

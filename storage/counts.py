@@ -281,11 +281,9 @@ def load_questionnaire(reference: str) -> Questionnaire:
 
     The same rule `svarbot report` follows. Raises flows.loader.QuestionnaireError.
     """
-    from flows.loader import load_file, load_shipped
+    from flows.loader import load_reference
 
-    if Path(reference).exists() or reference.endswith((".yaml", ".yml")):
-        return load_file(reference)
-    return load_shipped(reference)
+    return load_reference(reference)
 
 
 _LOADED: dict[tuple[object, ...], Questionnaire] = {}

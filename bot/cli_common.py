@@ -1,0 +1,32 @@
+"""What every `svarbot` command shares: the --config option, loading it, and failing cleanly.
+
+A command never shows a traceback: `fail` prints one `svarbot: …` line on stderr and exits with
+status 2 (how svarbot was called or configured) or 1 (a problem in what was checked).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+import click
+
+from bot.config import ConfigError, Settings, load_settings
+
+CONFIG_HELP = "Configuration file (default: ./config.yaml, or $SVARBOT_CONFIG)."
+config_option = click.option("--config", "config_path", envvar="SVARBOT_CONFIG",
+                             help=CONFIG_HELP)
+
+
+def fail(message: str, status: int = 2) -> NoReturn:
+    """Print one line for the user and exit with `status`."""
+    click.echo(f"svarbot: {message}", err=True)
+    sys.exit(status)
+
+
+def load_config(path: str | None) -> Settings:
+    """Read the configuration or exit with status 2 and one line naming the key."""
+    try:
+        return load_settings(path or "config.yaml")
+    except ConfigError as exc:
+        fail(str(exc))
