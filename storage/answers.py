@@ -39,6 +39,7 @@ from storage.db import StorageError
 from storage.schema import (
     Answer,
     AnswerCount,
+    DeskQuery,
     InboxMessage,
     Invitation,
     OutboxMessage,
@@ -252,6 +253,10 @@ def _rowcount(result: object) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+#: What a desk query's text becomes when its survey is sealed.
+SEALED_TEXT = "(fjernet ved forsegling)"
+
+
 def _clear_messages(session: Session, invitations: Select[int]) -> int:
     """Drop inbound and outbound bodies of the survey's invitations (they may hold answers)."""
     inbox = session.execute(update(InboxMessage).where(
@@ -263,7 +268,11 @@ def _clear_messages(session: Session, invitations: Select[int]) -> int:
     outbox = session.execute(update(OutboxMessage).where(
         OutboxMessage.invitation_id.in_(invitations), OutboxMessage.payload.is_not(None))
         .values(payload=null()))
-    return _rowcount(inbox) + _rowcount(outbox)
+    # A respondent's question to the contact person, and the reply, can quote their answers.
+    queries = session.execute(update(DeskQuery).where(
+        DeskQuery.invitation_id.in_(invitations), DeskQuery.text != SEALED_TEXT)
+        .values(text=SEALED_TEXT, answer=null()))
+    return _rowcount(inbox) + _rowcount(outbox) + _rowcount(queries)
 
 
 def _rewrite_answer_rows(session: Session, survey_id: str) -> None:

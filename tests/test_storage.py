@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from storage_support import TEST_KEY_TEXT, add_people, drop_postgres_database, new_postgres_name
 
 from storage import tokens
-from storage.answers import AnswerStore, LinkKey, link, scrub, seal, strata_for
+from storage.answers import SEALED_TEXT, AnswerStore, LinkKey, link, scrub, seal, strata_for
 from storage.db import StorageError, make_engine, session_factory, transaction
 from storage.identity import (
     ensure_survey,
@@ -46,6 +46,7 @@ from storage.migrate import (
 from storage.schema import (
     Answer,
     Base,
+    DeskQuery,
     InboxMessage,
     Invitation,
     InvitationStatus,
@@ -522,6 +523,8 @@ def _fill_for_sealing(engine: Engine) -> tuple[list[str], list[str]]:
                                       attempts=0))
             session.add(InboxMessage(channel="email", external_id=f"INBOX/1/{n}",
                                      invitation_id=invitation.id, raw=held.encode()))
+            session.add(DeskQuery(invitation_id=invitation.id, text=f"Spørsmål: {held}",
+                                  answer=f"Svar: {held}"))
             store.record(session, survey_id=invitation.survey_id, token=invitation.token,
                          strata=strata_for(session.get_one(Respondent, invitation.respondent_id)),
                          answers={"fritekst": ANSWER_TEXT, "n": n}, removed=[], completed=True,
@@ -564,6 +567,11 @@ def test_seal_makes_answers_untieable_and_keeps_them(engine: Engine, migrated_ur
         outbox = session.execute(select(OutboxMessage.payload, OutboxMessage.status)
                                  .where(OutboxMessage.invitation_id.in_(mine))).all()
         assert {tuple(row) for row in outbox} == {(None, OutboxStatus.DEAD)}
+        queries = session.execute(select(DeskQuery.text, DeskQuery.answer)
+                                  .where(DeskQuery.invitation_id.in_(mine))).all()
+        assert {tuple(row) for row in queries} == {(SEALED_TEXT, None)}
+        assert session.scalar(select(func.count()).select_from(DeskQuery)
+                              .where(DeskQuery.text != SEALED_TEXT)) == 1  # the other survey
         assert session.scalar(select(func.count()).select_from(Response)
                               .where(Response.survey_id == SURVEY)) == 3
         assert session.scalar(select(func.count()).select_from(Answer)) == 8
