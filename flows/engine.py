@@ -665,7 +665,9 @@ def _reply(run: _Run, inbound: Reply) -> None:
     commands: list[Command] = []
     content: list[str] = []
     for line in text.split("\n"):
-        cmd = read_command(line) if line.strip() else None
+        head = line.lstrip()[:1]
+        # No command starts with a digit, so numbered answer lines ("4: ja") skip the check.
+        cmd = read_command(line) if head and not head.isdigit() else None
         if cmd is not None:
             commands.append(cmd)
         else:
@@ -711,7 +713,7 @@ def _confirmation(run: _Run) -> list[str]:
         item = run.q.item(head)
         label = str(item.number)
         if row_id:
-            label += row_letter(next(n for n, r in enumerate(item.rows) if r.id == row_id))
+            label += row_letter(item.keys.index(answer_id))
         lines.append(f"  {label}: {render_value(item, run.answers[answer_id], run.lang)}")
     return lines if len(lines) > 1 else []
 
