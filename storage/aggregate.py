@@ -686,8 +686,19 @@ def check_by(by: Sequence[str]) -> tuple[str, ...]:
     return dims
 
 
-def _stratum_key(stratum: Stratum) -> tuple[tuple[bool, str], ...]:
-    return tuple((v is None, v or "") for v in stratum)
+def _natural_order() -> dict[str, int]:
+    """Stratum values in the order people read them: sectors as asked, sizes ascending,
+    landsdeler in SSB's order; values not listed follow, alphabetically."""
+    from storage.contacts import SECTORS
+    from storage.reference import SIZE_CLASSES, landsdeler
+
+    known = (*SECTORS, *SIZE_CLASSES, *landsdeler(), "unit_leader", "mayor")
+    return {value: rank for rank, value in enumerate(known)}
+
+
+def _stratum_key(stratum: Stratum) -> tuple[tuple[bool, int, str], ...]:
+    order = _natural_order()
+    return tuple((v is None, order.get(v or "", len(order)), v or "") for v in stratum)
 
 
 def _missing_as_none(values: Iterable[str | None]) -> Stratum:

@@ -382,11 +382,14 @@ def test_report_by_landsdel_hides_the_lone_mayor(engine: Engine) -> None:
         assert table.respondents[agder] is None
         assert all(row[agder] is None for row in table.counts)
     sector = next(t for t in report.tables if t.spec.answer_id == "sektor")
-    # The true table, in the report's column order (Agder, Nord-Norge, Oslo, Vestlandet);
+    # The true table, in the report's column order (known landsdeler in SSB's order first);
     # the mayor in Agder answered "kultur".
-    truth = CountTable.of([[0, 8, 8, 8], [1, 8, 8, 8], [0, 8, 8, 8]], [1, 24, 24, 24])
-    assert [c.label for c in report.columns] == ["Agder", "Nord-Norge", "Oslo", "Vestlandet",
-                                                 "Totalt"]
+    labels = [c.label for c in report.columns]
+    assert labels == ["Vestlandet", "Nord-Norge", "Agder", "Oslo", "Totalt"]
+    places = labels[:-1]
+    truth = CountTable.of(
+        [[(1 if i == 1 else 0) if p == "Agder" else 8 for p in places] for i in range(3)],
+        [1 if p == "Agder" else 24 for p in places])
     hidden = published_mask(sector, 3)
     for i, row in enumerate(sector.counts):
         for j, value in enumerate(row):
@@ -460,7 +463,8 @@ def test_report_json_and_csv_shapes(engine: Engine) -> None:
     assert data["by"] == ["landsdel"]
     columns = data["columns"]
     assert isinstance(columns, list)
-    assert columns[0] == {"stratum": {"landsdel": "Agder"}, "label": "Agder"}
+    agder = next(j for j, c in enumerate(columns) if c["label"] == "Agder")
+    assert columns[agder] == {"stratum": {"landsdel": "Agder"}, "label": "Agder"}
     assert columns[-1] == {"stratum": None, "label": "Totalt"}
     items = data["items"]
     assert isinstance(items, list)
@@ -470,15 +474,15 @@ def test_report_json_and_csv_shapes(engine: Engine) -> None:
     sector = items[0]
     respondents = sector["respondents"]
     # Agder's one respondent, and one more so it cannot be had from the total of 73.
-    assert respondents[0] == SUPPRESSED
+    assert respondents[agder] == SUPPRESSED
     assert respondents.count(SUPPRESSED) == 2
     assert respondents[-1] == 73
     assert set(respondents) <= {SUPPRESSED, 24, 73}
     first = sector["categories"][0]
     assert first["id"] == "helse"
     assert first["label"] == "Helse og omsorg"
-    assert first["counts"][0] == SUPPRESSED
-    assert first["shares"][0] == SUPPRESSED
+    assert first["counts"][agder] == SUPPRESSED
+    assert first["shares"][agder] == SUPPRESSED
     assert len(first["counts"]) == len(first["shares"]) == len(columns)
     assert items[-1]["free_text"] is True
     assert items[-1]["categories"][0]["shares"] is None
@@ -625,3 +629,19 @@ def test_report_command_errors_are_one_line(configured: Path, tmp_path: Path,
     bad_config = run("report", "--survey", "s", "--config", str(typo))
     assert bad_config.exit_code == 2
     assert "min_cel" in bad_config.stderr
+
+
+def test_strata_are_listed_in_natural_order(engine: Engine) -> None:
+    """Size classes ascend and sectors follow the questionnaire, not the alphabet."""
+    rows: list[tuple[dict[str, Any], dict[str, object]]] = []
+    for size in ("50000+", "<3000", "10000-49999", "3000-9999"):
+        for sector in ("teknisk", "helse", "kultur"):
+            rows += [({"landsdel": "Vestlandet", "size_class": size, "sector": sector},
+                      answers_for(n, "helse")) for n in range(5)]
+    add_responses(engine, "s", rows)
+    with engine.connect() as connection:
+        by_size = build_report(connection, "s", questionnaire(), ("size_class",), K)
+        by_sector = build_report(connection, "s", questionnaire(), ("sector",), K)
+    assert [c.label for c in by_size.columns] == [
+        "<3000", "3000-9999", "10000-49999", "50000+", "Totalt"]
+    assert [c.label for c in by_sector.columns] == ["helse", "kultur", "teknisk", "Totalt"]
