@@ -168,10 +168,10 @@ def demo(config_path: str | None, respondents: int, seed: int, folder: str) -> N
 
 
 def _register_commands() -> None:
-    """Add the commands that live in their own modules (storage, contacts, reports)."""
-    from bot import cli_contacts, cli_report, cli_storage
+    """Add the commands that live in their own modules (storage, contacts, reports, mail)."""
+    from bot import cli_contacts, cli_mail, cli_outbox, cli_report, cli_storage
 
-    for module in (cli_storage, cli_contacts, cli_report):
+    for module in (cli_storage, cli_contacts, cli_report, cli_mail, cli_outbox):
         for command in module.COMMANDS:
             main.add_command(command)
 

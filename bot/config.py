@@ -36,6 +36,8 @@ class SurveySettings(_Section):
     id: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
     questionnaire: str
     default_lang: Literal["nb", "nn", "en"] = "nb"
+    #: Who answers respondents' questions, shown at the foot of every message.
+    contact: str | None = None
 
 
 class PrivacySettings(_Section):
@@ -55,6 +57,12 @@ class SmtpSettings(_Section):
     password_env: str | None = None
     per_minute: int = Field(default=30, ge=1)
     per_day: int = Field(default=10_000, ge=1)
+    #: Connections used at once (Exchange Online allows 3 per mailbox).
+    connections: int = Field(default=3, ge=1, le=64)
+    #: Seconds to wait on any one SMTP operation.
+    timeout: float = Field(default=60.0, gt=0)
+    #: A message that keeps failing with 4xx/connection errors is given up (dead) after this.
+    retry_for_hours: float = Field(default=48.0, gt=0)
 
 
 class ImapSettings(_Section):
@@ -65,17 +73,40 @@ class ImapSettings(_Section):
     port: int = Field(default=143, ge=1, le=65535)
     username: str | None = None
     password_env: str | None = None
+    ssl: bool = True
     folder: str = "INBOX"
     processed_folder: str = "svarbot/behandlet"
+    #: IDLE is renewed at least this often (RFC 2177 allows 29 minutes; 10 is the safe choice).
+    idle_renew_seconds: int = Field(default=540, ge=10, le=600)
+    #: A full check of the folder runs this often, IDLE or not.
+    poll_seconds: int = Field(default=60, ge=1)
+
+
+class ListenSettings(_Section):
+    """An SMTP or LMTP listener that takes replies directly (mail routed to the bot)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=8024, ge=0, le=65535)
+    protocol: Literal["smtp", "lmtp"] = "smtp"
 
 
 class EmailSettings(_Section):
     """The email channel."""
 
     from_address: str = "Innovasjonsbarometeret <svar@svarbot.localhost>"
-    reply_to: str = "svar+{token}@svarbot.localhost"
+    reply_to: str = Field(default="svar+{token}@svarbot.localhost",
+                          pattern=r"^[^@\s]*\{token\}[^@\s]*@[^@\s]+$")
+    #: The mailto: address in List-Unsubscribe (mail to it opts the respondent out).
+    unsubscribe_address: str = Field(default="avmeld+{token}@svarbot.localhost",
+                                     pattern=r"^[^@\s]*\{token\}[^@\s]*@[^@\s]+$")
+    #: The https: one-click address in List-Unsubscribe (POST opts out); none if unset.
+    unsubscribe_url: str | None = None
+    #: Inbound messages larger than this are quarantined unread.
+    max_message_bytes: int = Field(default=10_000_000, ge=10_000)
     smtp: SmtpSettings = SmtpSettings()
     imap: ImapSettings = ImapSettings()
+    listen: ListenSettings = ListenSettings()
 
 
 class TelegramSettings(_Section):

@@ -14,12 +14,12 @@ _PHRASES: dict[str, tuple[str, str, str]] = {
     "page_header": ("Del {n} av {total}: {title}", "Del {n} av {total}: {title}",
                     "Part {n} of {total}: {title}"),
     "how_to_email": (
-        "Svar ved å skrive under hvert spørsmål og trykke Svar/Send. Du kan også skrive "
-        "«nummer: svar», for eksempel «{example}». Skriv «hjelp» om du står fast.",
-        "Svar ved å skrive under kvart spørsmål og trykkje Svar/Send. Du kan òg skrive "
-        "«nummer: svar», til dømes «{example}». Skriv «hjelp» om du står fast.",
-        "Reply by writing under each question and pressing Reply/Send. You can also write "
-        "«number: answer», for example «{example}». Write «help» if you get stuck.",
+        "Trykk Svar og skriv svarene øverst i e-posten, ett per linje med spørsmålets nummer "
+        "foran, for eksempel «{example}». Skriv «hjelp» om du står fast.",
+        "Trykk Svar og skriv svara øvst i e-posten, eitt per linje med nummeret på spørsmålet "
+        "framfor, til dømes «{example}». Skriv «hjelp» om du står fast.",
+        "Press Reply and write your answers at the top of the email, one per line with the "
+        "question's number first, for example «{example}». Write «help» if you get stuck.",
     ),
     "single": ("Svar med nummeret eller navnet på ett alternativ.",
                "Svar med nummeret eller namnet på eitt alternativ.",

@@ -1,0 +1,315 @@
+"""Reading one inbound message into a `ParsedMail`: headers, recipients and the body as text.
+
+Mail reaches svarbot from Outlook, iPhone and Gmail, through municipal gateways that rewrite
+and re-encode it, and sometimes from broken software. Parsing therefore tolerates everything
+the standard library can still read (missing boundaries, bad headers, unknown charsets) and
+fails in exactly one way, `BadMail` with a reason code, so that the caller can quarantine the
+raw bytes instead of losing them. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from email import message_from_bytes, policy
+from email.header import decode_header, make_header
+from email.message import EmailMessage, Message
+from email.utils import getaddresses, parseaddr
+from enum import StrEnum
+from types import MappingProxyType
+
+__all__ = ["BadMail", "MailKind", "ParsedMail", "parse_mail"]
+
+#: Only this much of the body is kept as text: answers are short, quotes and signatures long.
+MAX_TEXT_CHARS = 256 * 1024
+#: Headers that name where a message was delivered. Reply-all puts our address in Cc, and
+#: forwarding rules keep it only in Delivered-To / X-Original-To (protocols §2.2).
+RECIPIENT_HEADERS = (
+    "to", "cc", "delivered-to", "x-original-to", "x-gm-original-to", "envelope-to",
+    "resent-to", "resent-cc", "x-forwarded-to",
+)  # fmt: skip
+#: Tried in order after the declared charset; latin-1 decodes any byte, so decoding is total.
+FALLBACK_CHARSETS = ("utf-8", "windows-1252", "latin-1")
+
+_MSGID_RE = re.compile(r"<[^<>\s]+>")
+_SURROGATE_RE = re.compile("[\udc80-\udcff]")
+
+
+class MailKind(StrEnum):
+    """What an inbound message is, as far as the conversation is concerned."""
+
+    ANSWER = "answer"
+    BOUNCE = "bounce"
+    AUTO_REPLY = "auto_reply"
+    FORWARD = "forward"
+    OPT_OUT = "opt_out"
+    QUERY = "query"
+    UNKNOWN = "unknown"
+
+
+class BadMail(Exception):
+    """The message cannot be read at all; `reason` is the quarantine reason code.
+
+    Codes: "too_large" (over the byte limit, not parsed), "not_mime" (no header fields at
+    all: not an email), "no_body" (no text, HTML, report or attached message anywhere).
+    """
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedMail:
+    """One inbound message, decoded.
+
+    Attributes:
+        message_id: the Message-ID as written, angle brackets included ("<id@host>").
+        in_reply_to: the first message id in In-Reply-To.
+        references: the ids in References, oldest first, brackets included.
+        from_address: the From address, lowercased; None when there is none.
+        recipients: every delivery address (To, Cc, Delivered-To, X-Original-To, …),
+            lowercased, first occurrence first, no duplicates.
+        headers: lowercased header name → its first value, RFC 2047-decoded.
+        text: the body as text — text/plain preferred, else the raw HTML (`text_is_html`);
+            line ends are LF, format=flowed is joined, at most `MAX_TEXT_CHARS` characters.
+        size: the size of the raw message in bytes.
+        message: the parsed message, for the delivery-status and returned-message parts.
+    """
+
+    message_id: str | None
+    in_reply_to: str | None
+    references: tuple[str, ...]
+    subject: str
+    from_address: str | None
+    recipients: tuple[str, ...]
+    headers: Mapping[str, str]
+    text: str
+    text_is_html: bool
+    size: int
+    message: EmailMessage
+
+
+def parse_mail(raw: bytes, *, max_bytes: int = 10_000_000) -> ParsedMail:
+    """Parse raw RFC 5322 bytes.
+
+    The size is checked before parsing, so a 20 MB attachment costs nothing. Any failure
+    inside the standard library becomes `BadMail("not_mime")`: one exception type is all the
+    caller has to handle, and the raw bytes stay with the caller for an operator.
+    """
+    if len(raw) > max_bytes:
+        raise BadMail("too_large", f"{len(raw)} bytes > {max_bytes}")
+    try:
+        return _parse(raw)
+    except BadMail:
+        raise
+    except Exception as exc:  # the stdlib parser has raised odd errors on hostile input
+        raise BadMail("not_mime", type(exc).__name__) from exc
+
+
+def _parse(raw: bytes) -> ParsedMail:
+    msg = message_from_bytes(raw, policy=policy.default)
+    if not isinstance(msg, EmailMessage) or not msg.keys():
+        raise BadMail("not_mime", "no header fields")
+    headers: dict[str, str] = {}
+    for name, value in msg.raw_items():
+        key = name.strip().lower()
+        if key and key not in headers:
+            headers[key] = header_text(value)
+    text, is_html = body_text(msg)
+    references = tuple(message_ids(headers.get("references", "")))
+    in_reply_to = next(iter(message_ids(headers.get("in-reply-to", ""))), None)
+    message_id = next(iter(message_ids(headers.get("message-id", ""))), None)
+    return ParsedMail(
+        message_id=message_id,
+        in_reply_to=in_reply_to,
+        references=references,
+        subject=" ".join(headers.get("subject", "").split()),
+        from_address=address_of(headers.get("from", "")),
+        recipients=recipient_addresses(msg),
+        headers=MappingProxyType(headers),
+        text=text,
+        text_is_html=is_html,
+        size=len(raw),
+        message=msg,
+    )
+
+
+def header_text(value: object) -> str:
+    """A header value as one line of decoded text, whatever the policy made of it.
+
+    RFC 2047 words are decoded leniently (an unknown charset keeps the encoded word), and
+    folding is undone, so that subjects and addresses compare as plain strings.
+    """
+    text = str(value)
+    if _SURROGATE_RE.search(text):  # 8-bit bytes in a header (no RFC 2047): decode them
+        text = decode_bytes(text.encode("utf-8", "surrogateescape"), None)
+    if "=?" in text:
+        with contextlib.suppress(Exception):  # an undecodable word stays as written
+            text = str(make_header(decode_header(text)))
+    return " ".join(text.replace("\x00", "").split())
+
+
+def message_ids(value: str) -> list[str]:
+    """The `<id>` tokens of a Message-ID / In-Reply-To / References value.
+
+    Clients that drop the brackets still get their ids read, one per whitespace-separated word
+    containing '@'.
+    """
+    found = _MSGID_RE.findall(value)
+    if found:
+        return found
+    return [f"<{word.strip('<>,')}>" for word in value.split() if "@" in word]
+
+
+def address_of(value: str) -> str | None:
+    """The single address in a From-like header, lowercased."""
+    _, address = parseaddr(value)
+    address = address.strip().lower()
+    return address or None
+
+
+def recipient_addresses(msg: Message) -> tuple[str, ...]:
+    """All addresses in the delivery headers, lowercased and in header order."""
+    values: list[str] = []
+    for name in RECIPIENT_HEADERS:
+        values.extend(header_text(v) for v in _raw_values(msg, name))
+    seen: dict[str, None] = {}
+    for _, address in getaddresses(values):
+        address = address.strip().strip("<>").lower()
+        if address:
+            seen.setdefault(address, None)
+    return tuple(seen)
+
+
+def _raw_values(msg: Message, name: str) -> Iterable[str]:
+    return (value for key, value in msg.raw_items() if key.strip().lower() == name)
+
+
+# --- body -----------------------------------------------------------------------------------
+
+
+def body_text(msg: EmailMessage) -> tuple[str, bool]:
+    """The text of the message and whether it is HTML.
+
+    text/plain is preferred (protocols §1.3); an empty plain part gives way to HTML. When
+    `get_body` finds nothing (a lone attachment, a report without a readable part), the
+    first text part anywhere is used; a message with no text at all is `no_body` unless it
+    carries a report or an attached message, which the classifier reads instead.
+    """
+    plain = _get_body(msg, ("plain",))
+    if plain is not None:
+        text = part_text(plain)
+        if text.strip():
+            return text, False
+    html = _get_body(msg, ("html",))
+    if html is not None:
+        return part_text(html), True
+    for part in msg.walk():
+        if part.get_content_maintype() == "text":
+            return part_text(part), part.get_content_subtype() == "html"
+        if part.get_content_maintype() == "multipart" and not part.is_multipart():
+            # A multipart without a usable boundary: its content is one unparsed string.
+            # The first "--x" line is most likely the boundary the sender forgot to declare.
+            return _reparse_multipart(part), False
+    if plain is not None:
+        return "", False
+    if any(part.get_content_maintype() == "message" for part in msg.walk()):
+        return "", False
+    if msg.get_content_type() in ("multipart/report",):
+        return "", False
+    raise BadMail("no_body", msg.get_content_type())
+
+
+_BOUNDARY_LINE_RE = re.compile(r"^--([^\s]{1,70})\s*$", re.MULTILINE)
+
+
+def _reparse_multipart(part: Message) -> str:
+    """The text of a multipart part whose boundary is missing, read with a guessed one."""
+    raw = str(part.get_payload())
+    guess = _BOUNDARY_LINE_RE.search(raw[:2000])
+    if guess is not None:
+        boundary = guess.group(1).removesuffix("--")
+        head = f'Content-Type: multipart/mixed; boundary="{boundary}"\n\n'
+        inner = message_from_bytes(
+            (head + raw).encode("utf-8", "surrogateescape"), policy=policy.default
+        )
+        body = _get_body(inner, ("plain", "html")) if isinstance(inner, EmailMessage) else None
+        if body is not None and body.get_content_maintype() == "text":
+            return part_text(body)
+    return part_text(part)
+
+
+def _get_body(msg: EmailMessage, preference: tuple[str, ...]) -> EmailMessage | None:
+    body = msg.get_body(preferencelist=preference)
+    return body if isinstance(body, EmailMessage) else None
+
+
+def part_text(part: Message) -> str:
+    """A text part decoded: transfer encoding, charset chain, format=flowed, LF, NFC."""
+    payload = part.get_payload(decode=True)
+    if isinstance(payload, bytes):
+        data = payload
+    else:  # a multipart or message part where a leaf was expected
+        data = str(part.get_payload()).encode("utf-8", "surrogateescape")
+    text = decode_bytes(data[: MAX_TEXT_CHARS * 4], part.get_content_charset())
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if part.get_param("format", "", header="content-type") == "flowed":
+        delsp = str(part.get_param("delsp", "", header="content-type")).lower() == "yes"
+        text = unflow(text, delsp=delsp)
+    return unicodedata.normalize("NFC", text[:MAX_TEXT_CHARS])
+
+
+def decode_bytes(data: bytes, declared: str | None) -> str:
+    """Decode with the declared charset, then UTF-8, windows-1252 and latin-1.
+
+    A declared charset that Python does not know (`x-unknown`), that is not a text codec
+    (`rot13`), or that does not fit the bytes is skipped; latin-1 always succeeds.
+    """
+    for charset in (declared, *FALLBACK_CHARSETS):
+        if not charset:
+            continue
+        try:
+            return data.decode(charset)
+        except (LookupError, UnicodeError, ValueError, TypeError):
+            continue
+    return data.decode("latin-1")  # pragma: no cover - latin-1 is in the chain
+
+
+def unflow(text: str, *, delsp: bool) -> str:
+    """Join RFC 3676 format=flowed lines.
+
+    A line ending in a space continues on the next line of the same quote depth; with
+    DelSp=yes that space was inserted by the sender and is removed. The signature separator
+    "-- " is never a soft break, and space-stuffing is undone.
+    """
+    out: list[str] = []
+    current: str | None = None
+    depth_now = 0
+    for line in text.split("\n"):
+        depth = len(line) - len(line.lstrip(">"))
+        content = line[depth:]
+        if content.startswith(" "):
+            content = content[1:]
+        if current is not None and depth != depth_now:
+            out.append(_quoted(depth_now, current))
+            current = None
+        current = content if current is None else current + content
+        depth_now = depth
+        if content.endswith(" ") and content != "-- ":
+            if delsp:
+                current = current[:-1]
+            continue
+        out.append(_quoted(depth, current))
+        current = None
+    if current is not None:
+        out.append(_quoted(depth_now, current))
+    return "\n".join(out)
+
+
+def _quoted(depth: int, text: str) -> str:
+    return f"{'>' * depth} {text}" if depth else text

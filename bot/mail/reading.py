@@ -1,0 +1,72 @@
+"""How svarbot reads one inbound message: parse, trim the quote, classify.
+
+The dispatcher and `svarbot mail inspect` use this same function, so what an operator sees
+when asking "why was this not counted?" is exactly what happened to the message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from bot.config import EmailSettings
+from bot.mail.classify import Classification, classify
+from bot.mail.inbound import ParsedMail, parse_mail
+from bot.mail.trim import Trimmed, extract_reply, extract_reply_html
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One message as svarbot understood it."""
+
+    mail: ParsedMail
+    reply: Trimmed
+    classification: Classification
+
+
+def own_addresses(settings: EmailSettings) -> tuple[str, ...]:
+    """The addresses svarbot sends from: mail from them is our own, come back (a loop)."""
+    from email.headerregistry import Address
+    from email.policy import default
+    header = default.header_factory("from", settings.from_address)
+    addresses: list[str] = []
+    for address in getattr(header, "addresses", ()):
+        if isinstance(address, Address) and address.addr_spec:
+            addresses.append(address.addr_spec.lower())
+    return tuple(addresses)
+
+
+def read_mail(raw: bytes, settings: EmailSettings, *, today: dt.date) -> Reading:
+    """Parse, trim and classify `raw`.
+
+    Raises:
+        BadMail: the message cannot be read at all (too large, not a message); its `reason`
+            is the quarantine reason code.
+    """
+    mail = parse_mail(raw, max_bytes=settings.max_message_bytes)
+    reply = extract_reply_html(mail.text) if mail.text_is_html else extract_reply(mail.text)
+    classification = classify(mail, reply_pattern=settings.reply_to,
+                              unsubscribe_pattern=settings.unsubscribe_address, today=today,
+                              own_addresses=own_addresses(settings), new_text=reply.text)
+    return Reading(mail=mail, reply=reply, classification=classification)
+
+
+def describe(reading: Reading) -> dict[str, object]:
+    """The reading as the JSON `svarbot mail inspect --json` prints."""
+    c = reading.classification
+    bounce = None if c.bounce is None else {
+        "permanent": c.bounce.permanent, "recipients": list(c.bounce.recipients),
+        "status": c.bounce.status, "original_message_id": c.bounce.original_message_id}
+    return {
+        "kind": str(c.kind),
+        "token": c.token,
+        "token_source": c.token_source,
+        "reason": c.reason,
+        "text": reading.reply.text,
+        "trim_rule": reading.reply.rule,
+        "needs_review": reading.reply.needs_review,
+        "bounce": bounce,
+        "return_date": c.return_date.isoformat() if c.return_date else None,
+        "message_id": reading.mail.message_id,
+        "subject": reading.mail.subject,
+    }
