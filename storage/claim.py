@@ -19,6 +19,9 @@ Why this shape:
 * Leases instead of a plain status flag: while a row is in flight its due column holds the
   lease expiry, so no extra column is needed. A row in flight whose lease has passed belongs to
   a worker that died (or hung); it is due again and the next claim takes it over.
+* Claims are made in batches (a worker takes as many rows as it can work on soon), so their
+  cost is shared; a worker that stops with rows it never started hands them back at once
+  with `release_rows` rather than leaving them to their leases.
 
 The generic `claim_rows` takes the table and columns as a `ClaimSpec`, so other queues (for
 example reminders) can reuse it; `claim_due` is the outbox's use of it.
@@ -31,7 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import ColumnElement, Table, Update, and_, or_, select, update
+from sqlalchemy import ColumnElement, Table, Update, and_, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from storage.schema import OutboxMessage, OutboxStatus
@@ -42,7 +45,9 @@ class ClaimSpec:
     """Which table and columns make up a work queue.
 
     `due` is when a waiting row becomes due and, while a row is `in_flight`, when its lease
-    ends. `attempts` (optional) is incremented on every claim.
+    ends. `attempts` (optional) is incremented on every claim. `ready[0]` is the state of a
+    row never tried and `ready[-1]` that of one tried before (they may be the same): a
+    released row goes back to the one that matches its attempts.
     """
 
     table: Table
@@ -112,3 +117,28 @@ def claim_due(session: Session, *, worker: str, limit: int, now: datetime, lease
     where = [] if channel is None else [OUTBOX.table.c.channel == channel]
     return claim_rows(session, OUTBOX, worker=worker, limit=limit, now=now, lease=lease,
                       where=where)
+
+
+def release_rows(session: Session, spec: ClaimSpec, *, ids: Sequence[int], worker: str,
+                 now: datetime) -> int:
+    """Give rows that `worker` claimed but never started back to the queue; how many.
+
+    Only rows still in flight and still owned by `worker` are touched (a row whose lease was
+    taken over belongs to its new owner). They are due at `now`, unowned, and the attempt the
+    claim counted is taken back: nothing was tried.
+    """
+    if not ids:
+        return 0
+    columns = spec.table.c
+    values: dict[str, object] = {spec.owner: None, spec.due: now,
+                                 spec.status: spec.ready[0]}
+    if spec.attempts is not None:
+        attempts = columns[spec.attempts]
+        values[spec.attempts] = attempts - 1
+        values[spec.status] = case((attempts > 1, spec.ready[-1]), else_=spec.ready[0])
+    result = session.execute(
+        update(spec.table)
+        .where(columns[spec.id].in_(list(ids)), columns[spec.status] == spec.in_flight,
+               columns[spec.owner] == worker)
+        .values(values))
+    return int(getattr(result, "rowcount", 0))

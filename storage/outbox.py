@@ -21,14 +21,14 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import cast
+from typing import Literal, cast
 
 from sqlalchemy import Table, func, insert, null, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, NoResultFound
 from sqlalchemy.orm import Session
 
-from storage.claim import claim_due
+from storage.claim import OUTBOX, claim_due, release_rows
 from storage.identity import safe_reason, set_status
 from storage.schema import (
     Invitation,
@@ -178,48 +178,203 @@ def claim(session: Session, *, worker: str, limit: int, now: datetime,
 
 # --- results --------------------------------------------------------------------------------
 
+#: What an attempt came to, as the sender reports it (see `record`).
+ResultKind = Literal["sent", "bounced", "dead", "retry"]
 
-def _finish(session: Session, outbox_id: int, status: OutboxStatus, now: datetime,
-            reason: str, *, allowed: Sequence[OutboxStatus] = _OPEN, **values: object) -> bool:
-    """Move a row in one of the `allowed` states to `status` with an event.
 
-    False (and an "ignored" event) if the row was in another state. The guard is in the
-    UPDATE itself, so a late result (a worker whose lease was taken over) can never turn a
-    sent message into a dead one or the other way round.
+@dataclass(frozen=True)
+class Result:
+    """The outcome of one attempt on one message, for `record`."""
+
+    outbox_id: int
+    outcome: ResultKind
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class _Target:
+    """A final or waiting state a result moves a row to, and from which states it may."""
+
+    status: OutboxStatus
+    allowed: tuple[OutboxStatus, ...]
+
+
+_TARGETS = {
+    "sent": _Target(OutboxStatus.SENT, _OPEN),
+    "bounced": _Target(OutboxStatus.BOUNCED, _BOUNCE_FROM),
+    "dead": _Target(OutboxStatus.DEAD, _OPEN),
+}
+
+
+def record(session: Session, results: Sequence[Result], *, now: datetime,
+           retry_for: timedelta = DEFAULT_RETRY_FOR,
+           rng: random.Random | None = None) -> dict[int, OutboxStatus]:
+    """Record many attempts' outcomes in the caller's transaction; the status each row ends in.
+
+    This is the sender's bookkeeping: a batch of results costs a handful of statements (one
+    SELECT, one guarded UPDATE per kind of outcome, one multi-row INSERT of events, one UPDATE
+    of invitations) instead of a transaction per message, which is what limited the sending
+    rate. Retries are the exception (each has its own next attempt time) and are updated one
+    by one; they are rare.
+
+    What each outcome does (the single-message `mark_*` functions below are this with one
+    result):
+
+    * `sent`: the row is sent, its body cleared; an invitation still pending becomes invited.
+    * `bounced`: also from sent or dead (a delivery report can come later); the invitation
+      becomes bounced unless the respondent already went further (finished, opted out).
+    * `dead`: given up (an operator may replay it).
+    * `retry`: back off (see `retry_delay`), or dead once the message's deadline (its own
+      `deadline_at`, else `created_at + retry_for`) has passed; the last retry is never
+      scheduled after the deadline.
+
+    The state guard is in each UPDATE, so a late result (a worker whose lease was taken over)
+    never turns a final row into another: it is written as an "ignored" event instead. Rows
+    that no longer exist are skipped. If one message has several results, they are applied
+    in order.
     """
+    now = _utc(now)
+    statuses: dict[int, OutboxStatus] = {}
+    pending = list(results)
+    while pending:
+        seen: set[int] = set()
+        now_round: list[Result] = []
+        later: list[Result] = []
+        for result in pending:
+            (later if result.outbox_id in seen else now_round).append(result)
+            seen.add(result.outbox_id)
+        statuses.update(_record_round(session, now_round, now, retry_for, rng))
+        pending = later
+    return statuses
+
+
+def _record_round(session: Session, results: Sequence[Result], now: datetime,
+                  retry_for: timedelta, rng: random.Random | None) -> dict[int, OutboxStatus]:
+    """`record` for results that name each message once."""
+    if not results:
+        return {}
+    rows = {row.id: row for row in session.execute(
+        select(OutboxMessage.id, OutboxMessage.status, OutboxMessage.attempts,
+               OutboxMessage.kind, OutboxMessage.invitation_id, OutboxMessage.created_at,
+               OutboxMessage.deadline_at)
+        .where(OutboxMessage.id.in_([r.outbox_id for r in results])))}
+    statuses: dict[int, OutboxStatus] = {}
+    events: list[dict[str, object]] = []
+    # Per target state: (id, event detail) of every row to move there.
+    moves: dict[str, list[tuple[int, str]]] = {name: [] for name in _TARGETS}
+    for result in results:
+        row = rows.get(result.outbox_id)
+        if row is None:
+            continue
+        if result.outcome == "sent":
+            moves["sent"].append((row.id, result.reason or "accepted"))
+        elif result.outcome in ("bounced", "dead"):
+            moves[result.outcome].append((row.id, result.reason))
+        elif OutboxStatus(row.status) not in _OPEN:
+            _late(events, row.id, OutboxStatus.RETRY, result.reason, now)
+            statuses[row.id] = OutboxStatus(row.status)
+        else:
+            deadline = (_utc(row.deadline_at) if row.deadline_at is not None
+                        else _utc(row.created_at) + retry_for)
+            if now >= deadline:
+                moves["dead"].append(
+                    (row.id, f"gave up after {row.attempts} attempts: {result.reason}"))
+            else:
+                statuses[row.id] = _retry(session, events, row.id, row.attempts, result.reason,
+                                          min(now + retry_delay(row.attempts, rng), deadline),
+                                          now)
+    changed: dict[str, set[int]] = {}
+    for name, moved in moves.items():
+        target = _TARGETS[name]
+        changed[name] = _move(session, target, [i for i, _ in moved], now)
+        for outbox_id, detail in moved:
+            if outbox_id in changed[name]:
+                events.append({"outbox_id": outbox_id, "at": now,
+                               "status": target.status.value, "detail": detail})
+                statuses[outbox_id] = target.status
+            else:
+                _late(events, outbox_id, target.status, detail, now)
+                statuses[outbox_id] = OutboxStatus(rows[outbox_id].status)
+    if events:
+        session.execute(insert(OutboxEvent), events)
+    _invitations_sent(session, [rows[i].invitation_id for i in sorted(changed["sent"])
+                                if rows[i].kind == "invitation"
+                                and rows[i].invitation_id is not None])
+    _invitations_bounced(session, [rows[i].invitation_id for i in sorted(changed["bounced"])
+                                   if rows[i].invitation_id is not None])
+    session.flush()
+    return statuses
+
+
+def _late(events: list[dict[str, object]], outbox_id: int, status: OutboxStatus, reason: str,
+          now: datetime) -> None:
+    events.append({"outbox_id": outbox_id, "at": now, "status": "ignored",
+                   "detail": f"late result {status.value}: {reason}"})
+    log.warning("outbox %s: result %s ignored (already final)", outbox_id, status.value)
+
+
+def _move(session: Session, target: _Target, ids: list[int], now: datetime) -> set[int]:
+    """Move the rows among `ids` that are in an allowed state to `target`; the ids moved."""
+    if not ids:
+        return set()
+    values: dict[str, object] = {"status": target.status.value, "claimed_by": None}
+    if target.status == OutboxStatus.SENT:
+        values.update(sent_at=now, payload=null())
+    moved = session.scalars(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(ids),
+               OutboxMessage.status.in_([s.value for s in target.allowed]))
+        .values(values).returning(OutboxMessage.id)
+        .execution_options(synchronize_session=False))
+    return set(moved)
+
+
+def _retry(session: Session, events: list[dict[str, object]], outbox_id: int, attempts: int,
+           reason: str, when: datetime, now: datetime) -> OutboxStatus:
     result = session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.id == outbox_id, OutboxMessage.status.in_(allowed))
-        .values(status=status.value, **values)
+        .where(OutboxMessage.id == outbox_id,
+               OutboxMessage.status.in_([s.value for s in _OPEN]))
+        .values(status=OutboxStatus.RETRY.value, next_attempt_at=when, claimed_by=None)
         .execution_options(synchronize_session=False))
-    changed = getattr(result, "rowcount", 0) == 1
-    if changed:
-        _event(session, outbox_id, status.value, reason, now)
-    elif session.get(OutboxMessage, outbox_id) is not None:
-        _event(session, outbox_id, "ignored", f"late result {status.value}: {reason}", now)
-        log.warning("outbox %s: result %s ignored (already final)", outbox_id, status.value)
-    session.flush()
-    return changed
+    if getattr(result, "rowcount", 0) != 1:
+        # Finished by someone else between the SELECT and now.
+        _late(events, outbox_id, OutboxStatus.RETRY, reason, now)
+        return OutboxStatus(session.scalars(select(OutboxMessage.status)
+                                            .where(OutboxMessage.id == outbox_id)).one())
+    events.append({"outbox_id": outbox_id, "at": now, "status": OutboxStatus.RETRY.value,
+                   "detail": f"attempt {attempts}: {reason}; next at {when:%Y-%m-%d %H:%M:%S}Z"})
+    return OutboxStatus.RETRY
 
 
-def _invitation(session: Session, outbox_id: int) -> tuple[str, Invitation | None]:
-    row = session.execute(select(OutboxMessage.kind, OutboxMessage.invitation_id)
-                          .where(OutboxMessage.id == outbox_id)).one()
-    invitation = None if row.invitation_id is None else session.get(Invitation,
-                                                                      row.invitation_id)
-    return row.kind, invitation
+def _invitations_sent(session: Session, ids: list[int | None]) -> None:
+    """Pending invitations whose message went out are now invited (one UPDATE)."""
+    chosen = [i for i in ids if i is not None]
+    if not chosen:
+        return
+    changed = session.scalars(
+        update(Invitation)
+        .where(Invitation.id.in_(chosen), Invitation.status == InvitationStatus.PENDING)
+        .values(status=InvitationStatus.INVITED).returning(Invitation.id)
+        .execution_options(synchronize_session="fetch"))
+    for invitation_id in sorted(changed):
+        log.info("invitation %s: pending -> invited (invitation sent)", invitation_id)
+
+
+def _invitations_bounced(session: Session, ids: list[int | None]) -> None:
+    """Invitations whose address bounced are bounced, unless the respondent went further."""
+    chosen = [i for i in ids if i is not None]
+    if not chosen:
+        return
+    for invitation in session.scalars(select(Invitation).where(Invitation.id.in_(chosen))
+                                      .order_by(Invitation.id)):
+        if invitation.status in _BOUNCEABLE:
+            set_status(session, invitation, InvitationStatus.BOUNCED, "bounce")
 
 
 def mark_sent(session: Session, outbox_id: int, *, now: datetime, detail: str = "") -> None:
     """The server accepted the message: sent, payload cleared; an invitation becomes invited."""
-    now = _utc(now)
-    if not _finish(session, outbox_id, OutboxStatus.SENT, now, detail or "accepted",
-                   sent_at=now, payload=null(), claimed_by=None):
-        return
-    kind, invitation = _invitation(session, outbox_id)
-    if (kind == "invitation" and invitation is not None
-            and invitation.status == InvitationStatus.PENDING):
-        set_status(session, invitation, InvitationStatus.INVITED, "invitation sent")
+    record(session, [Result(outbox_id, "sent", detail)], now=now)
 
 
 def mark_bounced(session: Session, outbox_id: int, *, now: datetime, reason: str) -> None:
@@ -230,18 +385,12 @@ def mark_bounced(session: Session, outbox_id: int, *, now: datetime, reason: str
     (finished, opted out, closed) keeps its status: a bounced confirmation does not undo an
     answer.
     """
-    now = _utc(now)
-    if not _finish(session, outbox_id, OutboxStatus.BOUNCED, now, reason,
-                   allowed=_BOUNCE_FROM, claimed_by=None):
-        return
-    _kind, invitation = _invitation(session, outbox_id)
-    if invitation is not None and invitation.status in _BOUNCEABLE:
-        set_status(session, invitation, InvitationStatus.BOUNCED, "bounce")
+    record(session, [Result(outbox_id, "bounced", reason)], now=now)
 
 
 def mark_dead(session: Session, outbox_id: int, *, now: datetime, reason: str) -> None:
     """Give the message up (an operator may replay it)."""
-    _finish(session, outbox_id, OutboxStatus.DEAD, _utc(now), reason, claimed_by=None)
+    record(session, [Result(outbox_id, "dead", reason)], now=now)
 
 
 def retry_delay(attempts: int, rng: random.Random | None = None) -> timedelta:
@@ -262,25 +411,25 @@ def mark_retry(session: Session, outbox_id: int, *, now: datetime, reason: str,
 
     The deadline is the message's own `deadline_at`, else `created_at + retry_for`. The last
     retry is never scheduled after the deadline. Returns the status the row ends in.
+
+    Raises:
+        NoResultFound: there is no such message.
     """
-    now = _utc(now)
-    row = session.execute(
-        select(OutboxMessage.status, OutboxMessage.attempts, OutboxMessage.created_at,
-               OutboxMessage.deadline_at).where(OutboxMessage.id == outbox_id)).one()
-    if row.status not in _OPEN:
-        _finish(session, outbox_id, OutboxStatus.RETRY, now, reason)
-        return OutboxStatus(row.status)
-    deadline = (_utc(row.deadline_at) if row.deadline_at is not None
-                else _utc(row.created_at) + retry_for)
-    if now >= deadline:
-        _finish(session, outbox_id, OutboxStatus.DEAD, now,
-                f"gave up after {row.attempts} attempts: {reason}", claimed_by=None)
-        return OutboxStatus.DEAD
-    when = min(now + retry_delay(row.attempts, rng), deadline)
-    _finish(session, outbox_id, OutboxStatus.RETRY, now,
-            f"attempt {row.attempts}: {reason}; next at {when:%Y-%m-%d %H:%M:%S}Z",
-            next_attempt_at=when, claimed_by=None)
-    return OutboxStatus.RETRY
+    statuses = record(session, [Result(outbox_id, "retry", reason)], now=now,
+                      retry_for=retry_for, rng=rng)
+    if outbox_id not in statuses:
+        raise NoResultFound(f"outbox {outbox_id} does not exist")
+    return statuses[outbox_id]
+
+
+def release(session: Session, ids: Sequence[int], *, worker: str, now: datetime) -> int:
+    """Hand claimed messages that were never tried back to the queue; how many were.
+
+    For a sender that stops (or finds a lease nearly spent) with messages claimed but not
+    sent: they are due again at once, for any worker, instead of after the lease, and the
+    attempt the claim counted is taken back. See storage.claim.release_rows.
+    """
+    return release_rows(session, OUTBOX, ids=ids, worker=worker, now=_utc(now))
 
 
 # --- operators ------------------------------------------------------------------------------

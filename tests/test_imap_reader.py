@@ -210,6 +210,7 @@ def test_mail_arriving_during_idle_is_stored_within_two_seconds(
         dovecot.deliver(mail_user.address, _message(n))
         _wait(lambda n=n: len(_rows(factory)) == n + 1, timeout=2.0)
         latencies.append(time.monotonic() - started)
+    _wait(reader.idling.is_set)
     stopping = time.monotonic()
     reader.stop()
     stop_seconds = time.monotonic() - stopping
@@ -217,6 +218,21 @@ def test_mail_arriving_during_idle_is_stored_within_two_seconds(
     assert stop_seconds < 2.0
     print(f"\nIMAP deliver→stored with IDLE: {', '.join(f'{s:.2f}' for s in latencies)} s; "
           f"stop() took {stop_seconds:.2f} s")
+
+
+def test_a_stream_of_mail_is_stored_without_waiting_for_the_full_check(
+        dovecot: Dovecot, mail_user: MailUser, factory: sessionmaker[Session],
+        readers: list[ImapReader]) -> None:
+    """Mail arriving during a catch-up or just as IDLE starts must not wait for poll_seconds."""
+    reader = _start(readers, ImapReader(_settings(dovecot, mail_user, poll_seconds=60),
+                                        factory))
+    _wait(reader.idling.is_set)
+    gaps = [0.0, 0.005, 0.02, 0.05, 0.1, 0.0, 0.03, 0.2, 0.01, 0.07, 0.0, 0.15, 0.04, 0.3, 0.0]
+    for n, gap in enumerate(gaps):
+        dovecot.deliver(mail_user.address, _message(n))
+        time.sleep(gap)
+    _wait(lambda: len(_rows(factory)) == len(gaps), timeout=3.0)
+    _wait(lambda: _counts(dovecot, mail_user) == (0, len(gaps)))
 
 
 class _Limited(ImapReader):

@@ -7,8 +7,9 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
+from storage_support import admin_engine, drop_postgres_database, new_postgres_name
 
 from storage.db import session_factory, transaction
 from storage.inbox import (
@@ -25,15 +26,48 @@ from storage.inbox import (
 from storage.migrate import init_database, open_database
 from storage.schema import InboxEvent, InboxMessage, InboxStatus
 
-pytest_plugins = ["storage_backends"]  # the database fixtures, on both backends
+pytest_plugins = ["storage_backends"]  # the PostgreSQL server fixture
 
 NOW = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 RAW = b"Message-ID: <one@example.test>\r\nSubject: Re: survey\r\n\r\n4\r\n"
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_engine(request: pytest.FixtureRequest,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """One migrated database per backend for the whole module (creating one costs ~0.5 s)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('inbox') / 'svarbot.db'}"
+        name = None
+    else:
+        server = request.getfixturevalue("postgres_server")
+        name = new_postgres_name()
+        admin = admin_engine()
+        try:
+            with admin.connect() as connection:
+                connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        finally:
+            admin.dispose()
+        url = f"{server}/{name}"
+    try:
+        init_database(url)
+        engine = open_database(url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+    finally:
+        if name is not None:
+            drop_postgres_database(name)
+
+
 @pytest.fixture
-def factory(engine: Engine) -> sessionmaker[Session]:
-    return session_factory(engine)
+def factory(module_engine: Engine) -> sessionmaker[Session]:
+    """Sessions on the module's database, emptied of inbox rows for each test."""
+    with module_engine.begin() as connection:
+        connection.execute(delete(InboxEvent))
+        connection.execute(delete(InboxMessage))
+    return session_factory(module_engine)
 
 
 def _store(session: Session, external_id: str, message_id: str | None = None,
@@ -199,23 +233,14 @@ def test_next_received_takes_the_oldest_first(factory: sessionmaker[Session]) ->
 # --- several workers on PostgreSQL ----------------------------------------------------------
 
 
-@pytest.fixture
-def pg_factory(postgres_database: str) -> Iterator[sessionmaker[Session]]:
-    init_database(postgres_database)
-    engine = open_database(postgres_database)
-    try:
-        yield session_factory(engine)
-    finally:
-        engine.dispose()
-
-
-def test_two_workers_on_postgresql_claim_different_rows(
-        pg_factory: sessionmaker[Session]) -> None:
-    ids = [_one(pg_factory, f"m{i}") for i in range(3)]
-    first, second = pg_factory(), pg_factory()
+@pytest.mark.parametrize("module_engine", ["postgresql"], indirect=True)
+def test_two_workers_on_postgresql_claim_different_rows(factory: sessionmaker[Session]) -> None:
+    ids = [_one(factory, f"m{i}") for i in range(3)]
+    first, second = factory(), factory()
     try:
         first.begin()
         second.begin()
+        second.execute(text("SET LOCAL lock_timeout = '2s'"))  # fail, not hang, if it waits
         a = next_received(first, now=NOW)
         b = next_received(second, now=NOW)  # must not wait for, nor repeat, the first's row
         assert a is not None

@@ -124,7 +124,7 @@ def test_recipient_without_name_is_the_bare_address() -> None:
 def test_subject_keeps_the_invitation_subject_for_threading(kind: str, prefix: str) -> None:
     mail = make(kind=kind)
     message, _ = rendered(mail)
-    assert base_subject(mail) == f"{TITLE}: spørsmål til deg som leder"
+    assert base_subject(mail) == f"{TITLE}: vil du svare?"
     assert message["Subject"] == prefix + base_subject(mail)
 
 
@@ -132,7 +132,7 @@ def test_subject_per_language() -> None:
     subjects = {lang: rendered(make(lang=lang, kind="reminder"))[0]["Subject"]
                 for lang in ("nb", "nn", "en")}
     assert subjects["nn"].startswith("Påminning: ")
-    assert subjects["en"] == f"Reminder: {TITLE}: questions for you as a leader"
+    assert subjects["en"] == f"Reminder: {TITLE}: will you take part?"
     assert len(set(subjects.values())) == 3
 
 
@@ -288,7 +288,7 @@ def test_redirect_sends_to_the_rehearsal_address_and_keeps_the_original() -> Non
     message, _ = rendered(redirect_to="Test <test@svarbot.localhost>")
     assert [a.addr_spec for a in message["To"].addresses] == ["test@svarbot.localhost"]
     assert message["X-Svarbot-Original-To"] == "Kari Nordmann <kari.nordmann@kommune.no>"
-    assert message["Subject"] == f"[TEST] {TITLE}: spørsmål til deg som leder"
+    assert message["Subject"] == f"[TEST] {TITLE}: vil du svare?"
 
 
 def test_without_redirect_there_is_no_test_marking() -> None:

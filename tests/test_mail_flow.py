@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
+from storage_support import TEST_KEY_TEXT, add_people
 
 from bot.config import Settings, SurveySettings
 from bot.mail.clients import compose_auto_reply, compose_bounce, compose_reply
@@ -39,7 +40,6 @@ from storage.schema import (
     OutboxMessage,
     OutboxStatus,
 )
-from storage_support import TEST_KEY_TEXT, add_people
 
 pytest_plugins = ["storage_backends"]  # the database fixtures, on both backends
 
@@ -222,7 +222,8 @@ def test_an_out_of_office_reply_stores_the_return_date_and_gets_no_answer(world,
     assert dispatcher.handle_next() == "auto_reply"
     invitation = _invitation(factory, 1)
     assert invitation.away_until == dt.date(2019, 10, 28)
-    assert invitation.session_state is not None and '"answers": {}' in invitation.session_state
+    assert invitation.session_state is not None
+    assert '"answers": {}' in invitation.session_state
     assert _reply_rows(factory, 1) == []
 
 
@@ -281,7 +282,8 @@ def test_unreadable_bytes_are_quarantined_and_the_loop_goes_on(world) -> None:
                          from_name="Leder", now=NOW)
     _deliver(factory, good, "test:good")
     outcomes = [dispatcher.handle_next(), dispatcher.handle_next(), dispatcher.handle_next()]
-    assert outcomes[0] is not None and outcomes[0].startswith("quarantined")
+    assert outcomes[0] is not None
+    assert outcomes[0].startswith("quarantined")
     assert outcomes[1] == "replied:answer"
     assert outcomes[2] is None
 

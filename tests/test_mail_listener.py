@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import smtplib
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -199,13 +200,24 @@ def test_stop_closes_the_port_and_open_sessions(factory: sessionmaker[Session]) 
     asyncio.run(asyncio.wait_for(main(), timeout=20))
 
 
+@pytest.mark.parametrize("protocol", ["smtp", "lmtp"])
 def test_throughput_of_200_messages_over_one_connection(
-        factory: sessionmaker[Session]) -> None:
-    listener = MailListener(_settings(), factory)
+        factory: sessionmaker[Session], protocol: str) -> None:
+    listener = MailListener(_settings(protocol), factory)
     messages = [_message(n) for n in range(200)]  # rendered before timing
     elapsed: list[float] = []
 
+    def send_lmtp(port: int) -> None:  # smtplib speaks LMTP (one recipient: one reply)
+        with smtplib.LMTP("127.0.0.1", port, local_hostname="localhost", timeout=10) as lmtp:
+            started = time.perf_counter()
+            for raw in messages:
+                lmtp.sendmail(SENDER, [GOOD], raw)
+            elapsed.append(time.perf_counter() - started)
+
     async def body(port: int) -> None:
+        if protocol == "lmtp":
+            await asyncio.to_thread(send_lmtp, port)
+            return
         async with _client(port) as client:
             started = time.perf_counter()
             for raw in messages:
@@ -214,7 +226,7 @@ def test_throughput_of_200_messages_over_one_connection(
 
     _run(listener, body)
     assert len(_rows(factory)) == 200
-    print(f"\nSMTP listener: 200 messages in {elapsed[0]:.2f} s "
+    print(f"\n{protocol.upper()} listener: 200 messages in {elapsed[0]:.2f} s "
           f"({200 / elapsed[0]:.0f} msg/s, one connection, SQLite commit per message)")
 
 

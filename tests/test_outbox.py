@@ -157,7 +157,7 @@ def test_claim_takes_due_rows_once_and_sets_the_lease(engine: Engine) -> None:
 def test_concurrent_claims_hand_each_row_to_exactly_one_worker(engine: Engine) -> None:
     factory = session_factory(engine)
     with transaction(factory) as session:
-        _queue(session, 400)
+        _queue(session, 200)
     seen: list[int] = []
     lock = threading.Lock()
     errors: list[BaseException] = []
@@ -181,7 +181,7 @@ def test_concurrent_claims_hand_each_row_to_exactly_one_worker(engine: Engine) -
         thread.join(timeout=60)
     assert errors == []
     duplicates = [i for i, n in Counter(seen).items() if n > 1]
-    assert (len(seen), duplicates) == (400, [])
+    assert (len(seen), duplicates) == (200, [])
 
 
 # --- results --------------------------------------------------------------------------------

@@ -236,7 +236,7 @@ def classify(
 def _is_loop(mail: ParsedMail, own: tuple[str, ...], patterns: _Patterns) -> bool:
     """Our own message come back: it carries our X-Loop, or comes from our address."""
     ours = {address.lower() for address in own}
-    loops = {address for _, address in getaddresses(_all_values(mail.message, "x-loop"))}
+    loops = {address for _, address in getaddresses(mail.header_values.get("x-loop", ()))}
     if ours & {address.lower() for address in loops}:
         return True
     sender = mail.from_address
@@ -287,12 +287,11 @@ def _is_complaint(mail: ParsedMail) -> bool:
     if (msg.get_content_type() == "multipart/report"
             and str(msg.get_param("report-type", "")).lower() == "feedback-report"):
         return True
-    for part in msg.walk():
-        if part.get_content_type() == "message/feedback-report":
-            return True
+    if any(content_type == "message/feedback-report" for content_type, _ in mail.parts):
+        return True
     if mail.subject.lower().startswith("complaint about message from"):
         return True  # Microsoft JMRP
-    original = _original_headers(msg)
+    original = _original_headers(mail)
     if original is not None and original.get("x-hmxmroriginalrecipient") is not None:
         return True
     return bool(_FEEDBACK_RE.search(mail.text[:20_000])) or _ses_type(mail) == "complaint"
@@ -318,8 +317,7 @@ _BOUNCE_SUBJECT_RE = re.compile(
 
 def _bounce_signal(mail: ParsedMail) -> str | None:
     """Why `mail` looks like a non-delivery report, or None (protocols §3.1)."""
-    msg = mail.message
-    if _delivery_status_parts(msg):
+    if _delivery_status_parts(mail):
         return "dsn"
     headers = mail.headers
     if "x-ms-exchange-message-is-ndr" in headers:
@@ -335,12 +333,12 @@ def _bounce_signal(mail: ParsedMail) -> str | None:
     if _ses_type(mail) in ("bounce", "delivery"):
         return "ses-notification"
     null_path = _null_return_path(headers)
-    if _original_headers(msg) is not None and (
+    if _original_headers(mail) is not None and (
         null_path or _NOREPLY_RE.match(sender) or _auto_submitted(headers)
     ):
         return "returned-message"
     if null_path or _BOUNCE_SUBJECT_RE.search(mail.subject):
-        temporary, permanent = _flufl(msg)
+        temporary, permanent = _flufl(mail.message)
         if temporary or permanent:
             return "null-return-path" if null_path else "subject+flufl"
         if _BOUNCE_SUBJECT_RE.search(mail.subject) and (null_path or _looks_automatic(mail)):
@@ -403,10 +401,9 @@ _DSN_TEXT_RE = re.compile(
 )
 
 
-def _delivery_status_parts(msg: Message) -> list[Message]:
-    return [part for part in msg.walk()
-            if part.get_content_type() in ("message/delivery-status",
-                                           "message/global-delivery-status")]
+def _delivery_status_parts(mail: ParsedMail) -> list[Message]:
+    return [part for content_type, part in mail.parts
+            if content_type in ("message/delivery-status", "message/global-delivery-status")]
 
 
 def _flufl(msg: Message) -> tuple[frozenset[str], frozenset[str]]:
@@ -454,9 +451,9 @@ def read_bounce(mail: ParsedMail) -> Bounce | None:
     or relayed is no bounce. Anything else (vendor formats, plain-text notices) goes to
     flufl.bounce, with the status code and the quota wording read from the text.
     """
-    original = _original_headers(mail.message)
+    original = _original_headers(mail)
     original_id = _original_message_id(mail, original)
-    recipients = [r for part in _delivery_status_parts(mail.message)
+    recipients = [r for part in _delivery_status_parts(mail)
                   for r in _dsn_recipients(part)]
     failed = [r for r in recipients if r.action in ("failed", "delayed")]
     if failed:
@@ -496,7 +493,7 @@ def _heuristic_bounce(
         is_permanent = code is not None and code.group(1) == "5" and not quota
     found = sorted(permanent | temporary)
     if not found:
-        found = [a for _, a in getaddresses(_all_values(mail.message, "x-failed-recipients"))]
+        found = [a for _, a in getaddresses(mail.header_values.get("x-failed-recipients", ()))]
     if not found and original is not None:
         found = [a for _, a in getaddresses(_all_values(original, "to"))]
     if not found:
@@ -623,10 +620,9 @@ def _unique(addresses: Iterable[str | None]) -> tuple[str, ...]:
     return tuple(seen)
 
 
-def _original_headers(msg: Message) -> Message | None:
+def _original_headers(mail: ParsedMail) -> Message | None:
     """The headers of the message that bounced: a message/rfc822 or text/rfc822-headers part."""
-    for part in msg.walk():
-        kind = part.get_content_type()
+    for kind, part in mail.parts:
         if kind in ("message/rfc822", "message/global"):
             payload = part.get_payload()
             if isinstance(payload, list) and payload and isinstance(payload[0], Message):
@@ -654,7 +650,7 @@ def _original_message_id(mail: ParsedMail, original: Message | None) -> str | No
 def _original_token(mail: ParsedMail, patterns: _Patterns) -> str | None:
     """The token in the bounced message: its References, Reply-To or Message-ID, else the
     returned text of a plain-text bounce."""
-    original = _original_headers(mail.message)
+    original = _original_headers(mail)
     texts: list[str] = []
     if original is not None:
         for name in ("references", "in-reply-to", "reply-to", "message-id", "from"):
@@ -760,7 +756,7 @@ def _forward_signal(mail: ParsedMail) -> str | None:
     """
     if not _FORWARD_SUBJECT_RE.match(mail.subject):
         return None
-    if any(part.get_content_type() == "message/rfc822" for part in mail.message.walk()):
+    if any(content_type == "message/rfc822" for content_type, _ in mail.parts):
         return "forward:attachment"
     text = _plain(mail)[:100_000]
     if _FORWARD_MARKER_RE.search(text):

@@ -6,10 +6,12 @@ respondent reads is in the phrase table below (bokmål, nynorsk, English) and la
 Jinja2 templates, one for the text part and one for the HTML part, so both parts say the
 same thing.
 
-The headers follow /work/shared/protocols.md: a reply key in Reply-To and a synthetic first
-References entry (§2.2), `Auto-Submitted` and `X-Auto-Response-Suppress` against out-of-office
-loops (§3.1), RFC 8058 one-click unsubscribe and `Re:` threading (§4.1). The text part opens
-with our marker line, where the reply trimmer cuts a top-posted reply's quote (§1.3).
+The headers: the reply key in Reply-To and in a synthetic first References entry, which
+survives providers that rewrite Message-ID (protocols §2.2); `Auto-Submitted` (RFC 3834 §5)
+and `X-Auto-Response-Suppress: OOF, AutoReply` (never `All`, which also stops the bounces we
+need) against out-of-office loops (§3.1); RFC 8058 one-click unsubscribe; `Re:` plus
+References/In-Reply-To so Gmail and Apple Mail thread a conversation (§4.1). The text part
+opens with our marker line, where the reply trimmer cuts a top-posted reply's quote (§1.3).
 """
 
 from __future__ import annotations
@@ -65,9 +67,9 @@ _URI = re.compile(r"[!-;=?-~]+")
 
 _PHRASES: dict[str, tuple[str, str, str]] = {
     # key: (nb, nn, en)
-    "subject": ("{title}: spørsmål til deg som leder",
-                "{title}: spørsmål til deg som leiar",
-                "{title}: questions for you as a leader"),
+    "subject": ("{title}: vil du svare?",
+                "{title}: vil du svare?",
+                "{title}: will you take part?"),
     "reminder_prefix": ("Påminnelse: ", "Påminning: ", "Reminder: "),
     "marker": ("--- Skriv svaret ditt over denne linjen ---",
                "--- Skriv svaret ditt over denne linja ---",
@@ -432,7 +434,7 @@ def _context(mail: OutgoingMail, settings: EmailSettings) -> dict[str, object]:
 # --- the message --------------------------------------------------------------------------
 #
 # The stdlib's header machinery (`policy.default`'s header registry and folder) costs about
-# 0.2 ms per header and set_content/add_alternative over a millisecond per message, and it
+# 0.1 ms per header and set_content/add_alternative over a millisecond per message, and it
 # folds a long Message-ID or URL into RFC 2047 encoded-words, which breaks References and
 # List-Unsubscribe. So the message is assembled from headers that are folded once, here:
 # values with non-ASCII text go through the stdlib folder once per distinct value (cached),

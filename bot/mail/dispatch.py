@@ -12,7 +12,9 @@ What happens per kind:
 - opt-out (the List-Unsubscribe address, or "stopp"): the engine stops the conversation and
   the respondent gets one short confirmation;
 - bounce: the message it bounces is found by its Message-ID; a permanent failure marks the
-  outbox row and the invitation bounced; a temporary one is only recorded;
+  outbox row and the invitation bounced; a temporary one (and a 5.7.x policy refusal, which
+  says something about our sending, not the address) is only recorded;
+- spam complaint (ARF) about an invitation: the person is never written to again;
 - auto-reply: never answered and never an answer; an out-of-office return date is kept so
   that no reminder comes before it;
 - forward, unknown, unreadable: kept in the quarantine with a reason code for an operator.
@@ -127,6 +129,14 @@ class Dispatcher:
                 invitation.away_until = c.return_date
             mark_ignored(session, row.id, classification=c.kind, reason=c.reason, now=now)
             return "auto_reply"
+        if c.kind is MailKind.UNKNOWN and c.reason.endswith("no-failure"):
+            mark_ignored(session, row.id, classification=c.kind, reason=c.reason, now=now)
+            return "ignored:delivery-report"
+        if c.kind is MailKind.UNKNOWN and c.reason == "complaint" and invitation is not None:
+            # Marked as spam: never write to this person again.
+            set_status(session, invitation, InvitationStatus.OPTED_OUT, "spam complaint")
+            mark_ignored(session, row.id, classification=c.kind, reason=c.reason, now=now)
+            return "complaint"
         if c.kind in (MailKind.FORWARD, MailKind.UNKNOWN) or invitation is None:
             reason = "no_token" if invitation is None and c.kind is not MailKind.FORWARD \
                 else str(c.kind)
@@ -160,6 +170,11 @@ class Dispatcher:
                 invitation: Invitation | None, now: dt.datetime) -> Outcome:
         bounce = c.bounce
         permanent = bounce is not None and bounce.permanent
+        if permanent and bounce is not None and (bounce.status or "").startswith("5.7"):
+            # A policy refusal (authentication, reputation) is about us, not the address.
+            log.warning("inbox %s: delivery refused by policy (%s): check SPF/DKIM/DMARC and "
+                        "the sending account", row.id, bounce.status)
+            permanent = False
         sent = None
         if bounce is not None and bounce.original_message_id:
             sent = find_by_message_id(session, bounce.original_message_id)

@@ -18,8 +18,11 @@ do: no last-UID bookkeeping, nothing lost when a server rewinds UIDNEXT.
 
 IDLE (where advertised) gives a reply within about a second; it is renewed every
 `idle_renew_seconds` and a full catch-up runs every `poll_seconds` anyway, because IDLE
-notifications can be lost (on reconnects, or when one arrives together with the IDLE
-continuation and imaplib buffers it). Without IDLE the folder is polled every `poll_seconds`.
+notifications can be lost. Two known ways are closed off: mail announced in the responses to
+the reader's own commands (imapclient drops those) is found by searching again until the folder
+is empty, and a notification that arrives together with the IDLE continuation (already in
+imaplib's buffer, where idle_check's poll() cannot see it) is looked for right after IDLE
+starts. Without IDLE the folder is polled every `poll_seconds`.
 Any connection trouble (socket errors, BYE, an idle_check that keeps returning at once on a
 closed socket) closes the connection and reconnects with exponential backoff (capped at 60 s).
 """
@@ -30,6 +33,7 @@ import datetime as dt
 import logging
 import os
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -52,6 +56,8 @@ BATCH = 20
 #: Seconds per idle_check: the longest stop() waits for the thread to notice.
 IDLE_CHECK_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 60.0
+#: A connection that lasted this long was good: the next reconnect starts the backoff afresh.
+HEALTHY_SESSION_SECONDS = 10.0
 CONNECT_TIMEOUT_SECONDS = 15.0
 #: A read that takes longer than this means a dead connection (IDLE reads are not affected).
 READ_TIMEOUT_SECONDS = 60.0
@@ -249,8 +255,8 @@ class ImapReader:
                 log.exception("IMAP reader failed; reconnecting in %.1f s", backoff)
             if self._stop.is_set():
                 break
-            if time.monotonic() - started > BACKOFF_CAP_SECONDS:
-                backoff = self._backoff_initial  # the connection was good for a while
+            if time.monotonic() - started > HEALTHY_SESSION_SECONDS:
+                backoff = self._backoff_initial  # the connection did work: retry soon
             self._stop.wait(backoff)
             backoff = min(backoff * 2, BACKOFF_CAP_SECONDS)
         log.info("IMAP reader stopped")
@@ -273,8 +279,11 @@ class ImapReader:
         """One connection's life: select, catch up, then IDLE or poll until stop or error."""
         capabilities = self._capabilities(client)
         processed = server_folder(client, self._imap.processed_folder)
+        folder = server_folder(client, self._imap.folder)
+        if processed.lower() == folder.lower():
+            raise ImapConfigError("email.imap.processed_folder must differ from folder")
         ensure_folder(client, processed)
-        selected = client.select_folder(server_folder(client, self._imap.folder))
+        selected = client.select_folder(folder)
         uidvalidity = int(selected[b"UIDVALIDITY"])
         log.info("IMAP folder selected (%s messages)", selected.get(b"EXISTS", "?"))
         self._catch_up(client, uidvalidity, processed, capabilities)
@@ -295,7 +304,9 @@ class ImapReader:
             self.idling.set()
             idle_started = time.monotonic()
             try:
-                while not self._stop.is_set():
+                # A notification sent together with the continuation is already buffered,
+                # where idle_check (which polls the socket) cannot see it: go and look now.
+                while not self._stop.is_set() and not _unread_data(client):
                     checked = time.monotonic()
                     responses = client.idle_check(timeout=IDLE_CHECK_SECONDS)
                     if any(_is_bye(r) for r in responses):
@@ -327,44 +338,64 @@ class ImapReader:
 
     def _catch_up(self, client: IMAPClient, uidvalidity: int, processed: str,
                   capabilities: frozenset[bytes]) -> None:
-        """Store and move out everything in the folder (not yet marked \\Deleted)."""
-        uids = sorted(client.search(["UNDELETED"]))
-        for start in range(0, len(uids), BATCH):
-            if self._stop.is_set():
-                return
-            batch = uids[start:start + BATCH]
-            added = self._store_batch(client, uidvalidity, batch)
-            move_messages(client, batch, processed, capabilities)
-            if added and self._on_stored is not None:
-                self._on_stored()
+        """Store and move out everything in the folder (not yet marked \\Deleted).
 
-    def _store_batch(self, client: IMAPClient, uidvalidity: int, uids: list[int]) -> int:
-        """Fetch and store `uids`; returns how many were new. Oversized mail: headers only."""
+        Searches again until the folder is empty: mail that arrives while a batch is handled
+        is announced in the responses to our own commands (which imapclient drops), so IDLE
+        would never mention it.
+        """
+        handled: set[int] = set()
+        while not self._stop.is_set():
+            # Only mail not tried yet in this round: a message that cannot be fetched or moved
+            # must not spin this loop; the next round (poll_seconds) tries it again.
+            uids = sorted(set(client.search(["UNDELETED"])) - handled)
+            if not uids:
+                return
+            handled.update(uids)
+            for start in range(0, len(uids), BATCH):
+                if self._stop.is_set():
+                    return
+                batch = uids[start:start + BATCH]
+                added, stored = self._store_batch(client, uidvalidity, batch)
+                move_messages(client, stored, processed, capabilities)
+                if added and self._on_stored is not None:
+                    self._on_stored()
+
+    def _store_batch(self, client: IMAPClient, uidvalidity: int,
+                     uids: list[int]) -> tuple[int, list[int]]:
+        """Fetch and store `uids`: (how many were new, the UIDs now safely in the inbox).
+
+        Oversized mail is stored with its headers only and quarantined as 'too_large'.
+        """
         limit = self._settings.max_message_bytes
         sizes = client.fetch(uids, ["RFC822.SIZE"])
-        small = [u for u in uids if u in sizes and int(sizes[u][b"RFC822.SIZE"]) <= limit]
-        large = [u for u in uids if u in sizes and u not in small]
+        size = {u: int(sizes[u].get(b"RFC822.SIZE", 0)) for u in uids if u in sizes}
+        small = [u for u in uids if u in size and size[u] <= limit]
+        large = [u for u in uids if u in size and size[u] > limit]
         bodies: dict[int, bytes] = {}
         if small:
             for uid, data in client.fetch(small, ["BODY.PEEK[]"]).items():
-                bodies[uid] = bytes(data[b"BODY[]"])
+                if data.get(b"BODY[]") is not None:
+                    bodies[uid] = bytes(data[b"BODY[]"])
         headers: dict[int, bytes] = {}
         if large:
             for uid, data in client.fetch(large, ["BODY.PEEK[HEADER]"]).items():
-                headers[uid] = bytes(data[b"BODY[HEADER]"])
+                if data.get(b"BODY[HEADER]") is not None:
+                    headers[uid] = bytes(data[b"BODY[HEADER]"])
         added = 0
+        safe = []
         for uid in uids:
             raw = bodies.get(uid)
             too_large = raw is None and uid in headers
             if too_large:
                 raw = headers[uid]
             if raw is None:
-                continue  # expunged by someone else meanwhile
-            if self._store(uidvalidity, uid, raw,
-                           int(sizes[uid][b"RFC822.SIZE"]) if too_large else None):
+                continue  # expunged by someone else meanwhile, or not readable right now
+            if self._store(uidvalidity, uid, raw, size[uid] if too_large else None):
                 added += 1
+            safe.append(uid)
         self.stored += added
-        return added
+        return added, safe
 
     def _store(self, uidvalidity: int, uid: int, raw: bytes, oversize: int | None) -> bool:
         now = self._now()
@@ -377,6 +408,24 @@ class ImapReader:
                 quarantine(session, row.id, reason="too_large", now=now,
                            detail=f"{oversize} bytes; headers kept, body left on the server")
         return row is not None
+
+
+def _unread_data(client: IMAPClient) -> bool:
+    """Whether server lines already sit in a buffer (imaplib's or TLS's), invisible to poll()."""
+    sock = client.socket()
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return True
+    reader = getattr(getattr(client, "_imap", None), "file", None)
+    peek = getattr(reader, "peek", None)
+    if peek is None:
+        return False
+    sock.setblocking(False)
+    try:
+        return bool(peek(1))
+    except (OSError, ValueError):  # nothing to read without blocking, or a closed file
+        return False
+    finally:
+        sock.settimeout(READ_TIMEOUT_SECONDS)
 
 
 def _is_bye(response: Any) -> bool:

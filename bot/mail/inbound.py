@@ -5,6 +5,10 @@ and re-encode it, and sometimes from broken software. Parsing therefore tolerate
 the standard library can still read (missing boundaries, bad headers, unknown charsets) and
 fails in exactly one way, `BadMail` with a reason code, so that the caller can quarantine the
 raw bytes instead of losing them. Nothing here does I/O.
+
+Messages are parsed with the compat32 policy: `policy.default` builds a header object for
+every header on every access (content types, parameters, addresses), which made parsing ten
+times slower than the parse itself. Only the headers svarbot reads are decoded, once, here.
 """
 
 from __future__ import annotations
@@ -12,11 +16,12 @@ from __future__ import annotations
 import contextlib
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from email import message_from_bytes, policy
+from email import message_from_bytes
 from email.header import decode_header, make_header
-from email.message import EmailMessage, Message
+from email.message import Message
+from email.policy import Compat32
 from email.utils import getaddresses, parseaddr
 from enum import StrEnum
 from types import MappingProxyType
@@ -34,6 +39,27 @@ RECIPIENT_HEADERS = (
 #: Tried in order after the declared charset; latin-1 decodes any byte, so decoding is total.
 FALLBACK_CHARSETS = ("utf-8", "windows-1252", "latin-1")
 
+
+
+class _Policy(Compat32):
+    """compat32, except that a header value fetched from a message is always a plain string.
+
+    compat32 returns an `email.header.Header` for a value with 8-bit bytes, which code that
+    expects a string (`msg.get("from", "").lower()` in flufl.bounce's detectors) trips over.
+    Such bytes are read as UTF-8 (else U+FFFD) and folding is undone, as `policy.default`
+    shows values; header parsing itself stays compat32's cheap one.
+    """
+
+    def header_fetch_parse(self, name: str, value: str) -> str:
+        if "\n" in value or "\r" in value:
+            value = _FOLD_RE.sub("", value)
+        if _SURROGATE_RE.search(value):
+            value = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        return value
+
+
+_FOLD_RE = re.compile(r"\r\n|\r|\n")
+_POLICY = _Policy()
 _MSGID_RE = re.compile(r"<[^<>\s]+>")
 _SURROGATE_RE = re.compile("[\udc80-\udcff]")
 
@@ -78,7 +104,11 @@ class ParsedMail:
         text: the body as text — text/plain preferred, else the raw HTML (`text_is_html`);
             line ends are LF, format=flowed is joined, at most `MAX_TEXT_CHARS` characters.
         size: the size of the raw message in bytes.
-        message: the parsed message, for the delivery-status and returned-message parts.
+        message: the parsed message (compat32: header values are raw strings), for the
+            delivery-status and returned-message parts.
+        parts: every part of `message` in `walk()` order with its content type, so that
+            the classifier's part checks need not walk and re-read headers again.
+        header_values: lowercased header name → all its values, RFC 2047-decoded, in order.
     """
 
     message_id: str | None
@@ -91,7 +121,9 @@ class ParsedMail:
     text: str
     text_is_html: bool
     size: int
-    message: EmailMessage
+    message: Message
+    parts: tuple[tuple[str, Message], ...]
+    header_values: Mapping[str, tuple[str, ...]]
 
 
 def parse_mail(raw: bytes, *, max_bytes: int = 10_000_000) -> ParsedMail:
@@ -112,15 +144,18 @@ def parse_mail(raw: bytes, *, max_bytes: int = 10_000_000) -> ParsedMail:
 
 
 def _parse(raw: bytes) -> ParsedMail:
-    msg = message_from_bytes(raw, policy=policy.default)
-    if not isinstance(msg, EmailMessage) or not msg.keys():
+    msg = message_from_bytes(raw, policy=_POLICY)
+    if not msg.keys():
         raise BadMail("not_mime", "no header fields")
-    headers: dict[str, str] = {}
+    raw_values: dict[str, list[str]] = {}
     for name, value in msg.raw_items():
         key = name.strip().lower()
-        if key and key not in headers:
-            headers[key] = header_text(value)
-    text, is_html = body_text(msg)
+        if key:
+            raw_values.setdefault(key, []).append(value)
+    values = HeaderValues(raw_values)
+    headers = {key: values.first(key) for key in raw_values}
+    parts = tuple((part.get_content_type(), part) for part in msg.walk())
+    text, is_html = body_text(msg, parts)
     references = tuple(message_ids(headers.get("references", "")))
     in_reply_to = next(iter(message_ids(headers.get("in-reply-to", ""))), None)
     message_id = next(iter(message_ids(headers.get("message-id", ""))), None)
@@ -130,13 +165,48 @@ def _parse(raw: bytes) -> ParsedMail:
         references=references,
         subject=" ".join(headers.get("subject", "").split()),
         from_address=address_of(headers.get("from", "")),
-        recipients=recipient_addresses(msg),
+        recipients=_recipients(values),
         headers=MappingProxyType(headers),
         text=text,
         text_is_html=is_html,
         size=len(raw),
         message=msg,
+        parts=parts,
+        header_values=values,
     )
+
+
+class HeaderValues(Mapping[str, tuple[str, ...]]):
+    """Lowercased header name → all its values, decoded on first access.
+
+    A message carries many values nobody reads (a bounce has twenty Received lines), so
+    each name is decoded only when asked for, and then once.
+    """
+
+    __slots__ = ("_decoded", "_raw")
+
+    def __init__(self, raw: Mapping[str, list[str]]) -> None:
+        self._raw = raw
+        self._decoded: dict[str, tuple[str, ...]] = {}
+
+    def __getitem__(self, name: str) -> tuple[str, ...]:
+        found = self._decoded.get(name)
+        if found is None:
+            found = self._decoded[name] = tuple(header_text(v) for v in self._raw[name])
+        return found
+
+    def first(self, name: str) -> str:
+        """The first value of `name`, decoded; KeyError when there is none."""
+        return self[name][0] if name in self._decoded else header_text(self._raw[name][0])
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._raw
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
 
 
 def header_text(value: object) -> str:
@@ -175,54 +245,66 @@ def address_of(value: str) -> str | None:
 
 def recipient_addresses(msg: Message) -> tuple[str, ...]:
     """All addresses in the delivery headers, lowercased and in header order."""
-    values: list[str] = []
+    values: dict[str, list[str]] = {}
+    for key, value in msg.raw_items():
+        values.setdefault(key.strip().lower(), []).append(value)
+    return _recipients(HeaderValues(values))
+
+
+def _recipients(values: Mapping[str, Iterable[str]]) -> tuple[str, ...]:
+    """The delivery addresses among decoded header values (name → values in order)."""
+    found: list[str] = []
     for name in RECIPIENT_HEADERS:
-        values.extend(header_text(v) for v in _raw_values(msg, name))
+        found.extend(values.get(name, ()))
     seen: dict[str, None] = {}
-    for _, address in getaddresses(values):
+    for _, address in getaddresses(found):
         address = address.strip().strip("<>").lower()
         if address:
             seen.setdefault(address, None)
     return tuple(seen)
 
 
-def _raw_values(msg: Message, name: str) -> Iterable[str]:
-    return (value for key, value in msg.raw_items() if key.strip().lower() == name)
-
-
 # --- body -----------------------------------------------------------------------------------
 
 
-def body_text(msg: EmailMessage) -> tuple[str, bool]:
+def body_text(
+    msg: Message, parts: Iterable[tuple[str, Message]] | None = None
+) -> tuple[str, bool]:
     """The text of the message and whether it is HTML.
 
     text/plain is preferred (protocols §1.3); an empty plain part gives way to HTML. When
-    `get_body` finds nothing (a lone attachment, a report without a readable part), the
+    `find_body` finds nothing (a lone attachment, a report without a readable part), the
     first text part anywhere is used; a message with no text at all is `no_body` unless it
-    carries a report or an attached message, which the classifier reads instead.
+    carries a report or an attached message, which the classifier reads instead. `parts` is
+    `msg.walk()` with each part's content type, when the caller has it already.
     """
-    plain = _get_body(msg, ("plain",))
+    walked = (
+        tuple(parts) if parts is not None
+        else tuple((part.get_content_type(), part) for part in msg.walk())
+    )
+    plain = find_body(msg, "plain")
     if plain is not None:
         text = part_text(plain)
         if text.strip():
             return text, False
-    html = _get_body(msg, ("html",))
+    html = find_body(msg, "html")
     if html is not None:
         return part_text(html), True
-    for part in msg.walk():
-        if part.get_content_maintype() == "text":
-            return part_text(part), part.get_content_subtype() == "html"
-        if part.get_content_maintype() == "multipart" and not part.is_multipart():
+    for content_type, part in walked:
+        maintype, _, subtype = content_type.partition("/")
+        if maintype == "text":
+            return part_text(part), subtype == "html"
+        if maintype == "multipart" and not part.is_multipart():
             # A multipart without a usable boundary: its content is one unparsed string.
             # The first "--x" line is most likely the boundary the sender forgot to declare.
             return _reparse_multipart(part), False
     if plain is not None:
         return "", False
-    if any(part.get_content_maintype() == "message" for part in msg.walk()):
+    if any(content_type.startswith("message/") for content_type, _ in walked):
         return "", False
-    if msg.get_content_type() in ("multipart/report",):
+    if walked[0][0] == "multipart/report":
         return "", False
-    raise BadMail("no_body", msg.get_content_type())
+    raise BadMail("no_body", walked[0][0])
 
 
 _BOUNDARY_LINE_RE = re.compile(r"^--([^\s]{1,70})\s*$", re.MULTILINE)
@@ -236,17 +318,56 @@ def _reparse_multipart(part: Message) -> str:
         boundary = guess.group(1).removesuffix("--")
         head = f'Content-Type: multipart/mixed; boundary="{boundary}"\n\n'
         inner = message_from_bytes(
-            (head + raw).encode("utf-8", "surrogateescape"), policy=policy.default
+            (head + raw).encode("utf-8", "surrogateescape"), policy=_POLICY
         )
-        body = _get_body(inner, ("plain", "html")) if isinstance(inner, EmailMessage) else None
+        body = find_body(inner, "plain")
+        if body is None:  # not `or`: a Message without headers is falsy
+            body = find_body(inner, "html")
         if body is not None and body.get_content_maintype() == "text":
             return part_text(body)
     return part_text(part)
 
 
-def _get_body(msg: EmailMessage, preference: tuple[str, ...]) -> EmailMessage | None:
-    body = msg.get_body(preferencelist=preference)
-    return body if isinstance(body, EmailMessage) else None
+def find_body(msg: Message, subtype: str) -> Message | None:
+    """The first text/`subtype` part that is the message's body, as `get_body` finds it.
+
+    The same walk as `EmailMessage.get_body(preferencelist=(subtype,))`, for compat32
+    messages: depth first, attachments skipped, and of a multipart/related only its root
+    part (the `start` parameter, else the first part).
+    """
+    return _find_body(part=msg, subtype=subtype, descend=msg.is_multipart())
+
+
+def _find_body(*, part: Message, subtype: str, descend: bool) -> Message | None:
+    if part.get_content_disposition() == "attachment":
+        return None
+    maintype, _, sub = part.get_content_type().partition("/")
+    if maintype == "text":
+        return part if sub == subtype else None
+    if maintype != "multipart" or not descend:  # get_body checks the root, not the part
+        return None
+    payload = part.get_payload() if part.is_multipart() else []
+    children = [child for child in payload if isinstance(child, Message)]
+    if sub == "related":
+        candidate: Message | None = None
+        start = part.get_param("start")
+        if start:
+            candidate = next(
+                (child for child in children if _content_id(child) == start), None
+            )
+        if candidate is None:
+            candidate = children[0] if children else None
+        children = [candidate] if candidate is not None else []
+    for child in children:
+        found = _find_body(part=child, subtype=subtype, descend=descend)
+        if found is not None:
+            return found
+    return None
+
+
+def _content_id(part: Message) -> str | None:
+    value = part.get("content-id")
+    return None if value is None else header_text(value)
 
 
 def part_text(part: Message) -> str:
@@ -256,12 +377,24 @@ def part_text(part: Message) -> str:
         data = payload
     else:  # a multipart or message part where a leaf was expected
         data = str(part.get_payload()).encode("utf-8", "surrogateescape")
-    text = decode_bytes(data[: MAX_TEXT_CHARS * 4], part.get_content_charset())
+    text = decode_bytes(data[: MAX_TEXT_CHARS * 4], _first_word(part.get_content_charset()))
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if part.get_param("format", "", header="content-type") == "flowed":
-        delsp = str(part.get_param("delsp", "", header="content-type")).lower() == "yes"
+    if _first_word(part.get_param("format", "")) == "flowed":
+        delsp = _first_word(part.get_param("delsp", "")).lower() == "yes"
         text = unflow(text, delsp=delsp)
     return unicodedata.normalize("NFC", text[:MAX_TEXT_CHARS])
+
+
+def _first_word(value: object) -> str:
+    """A Content-Type parameter value up to the first blank, as an RFC 2045 token ends there.
+
+    compat32 keeps whatever follows a value on a folded line ("delsp=yes<LF><TAB>junk");
+    the token alone is what the sender meant. An RFC 2231 triple is read as its text.
+    """
+    if isinstance(value, tuple):
+        value = value[2]
+    words = str(value or "").split()
+    return words[0] if words else ""
 
 
 def decode_bytes(data: bytes, declared: str | None) -> str:

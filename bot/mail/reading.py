@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from email.headerregistry import Address
+from email.policy import default
+from functools import lru_cache
 
 from bot.config import EmailSettings
 from bot.mail.classify import Classification, classify
@@ -26,9 +29,13 @@ class Reading:
 
 def own_addresses(settings: EmailSettings) -> tuple[str, ...]:
     """The addresses svarbot sends from: mail from them is our own, come back (a loop)."""
-    from email.headerregistry import Address
-    from email.policy import default
-    header = default.header_factory("from", settings.from_address)
+    return _addresses_in(settings.from_address)
+
+
+@lru_cache(maxsize=16)
+def _addresses_in(value: str) -> tuple[str, ...]:
+    """The addresses of a From value, lowercased; cached, as every inbound message asks."""
+    header = default.header_factory("from", value)
     addresses: list[str] = []
     for address in getattr(header, "addresses", ()):
         if isinstance(address, Address) and address.addr_spec:

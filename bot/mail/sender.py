@@ -3,15 +3,24 @@
 Design, and why:
 
 * A small pool of connections (`email.smtp.connections`), each owned by one worker task that
-  claims its own small batches from the outbox and sends them in turn over its connection.
-  Connections are reused (a new TLS handshake and login per message would be slow and looks
-  like abuse to providers) and re-opened after any failure that may have left them broken.
-* Claims are exactly-once across tasks and processes (storage.claim), and every result is
-  committed in its own short transaction right after the server answered, so a crash loses at
-  most the results in hand (those rows are taken over when their lease ends; keeping the
-  Message-ID lets receivers drop the rare duplicate).
+  takes the next claimed message from a shared queue, renders it and sends it over its
+  connection. Connections are reused (a new TLS handshake and login per message would be slow
+  and looks like abuse to providers) and re-opened after any failure that may have left them
+  broken. Rendering is CPU work on the event loop; it overlaps with the other connections'
+  waits on the server.
+* The database is the cost to keep down (a commit is milliseconds, a send on a local server
+  well under one), so its work is batched: rows are claimed a batch at a time, sized to the
+  connections, and claimed again when the queue runs low; results are recorded together, in
+  one transaction per batch (`storage.outbox.record`), at most `flush_seconds` after they came
+  in. Claims are exactly-once across tasks and processes (storage.claim), with a lease.
+* A crash loses at most the results not yet recorded: those rows are sent, but still `sending`,
+  and are taken over (and sent again, with the same Message-ID, so receivers can drop the
+  duplicate) once their lease ends. That is the price of batching, and it is small. A message
+  that waited so long in the queue that its lease is half spent is handed back unsent rather
+  than risk being sent by two workers; so is every message not yet started when the sender
+  stops.
 * Sends are paced by a per-account `RateLimiter`, and the slots for a batch are taken *before*
-  the batch is claimed: a worker never holds claimed rows while it waits for the limit, so a
+  the batch is claimed: the sender never holds claimed rows while it waits for the limit, so a
   long wait cannot outlive the lease and make another worker send the same message.
 * The server's answer decides the outcome (see `classify`): a permanent refusal of the
   recipient bounces it; temporary failures and broken connections are retried with backoff
@@ -24,8 +33,8 @@ Design, and why:
   signature made over them stays valid.
 * Logs name messages by outbox id and status code only: no addresses, tokens or bodies.
 
-Database work runs in worker threads (`asyncio.to_thread`) so that a slow commit never stalls
-the other connections.
+Database work runs in a worker thread (`asyncio.to_thread`), one statement batch at a time, so
+that a slow commit never stalls the connections.
 """
 
 from __future__ import annotations
@@ -33,12 +42,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import io
 import logging
 import os
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
 from datetime import timedelta
+from email.generator import BytesGenerator
 from email.message import EmailMessage
 from email.utils import parseaddr
 from typing import TypeVar
@@ -50,7 +61,8 @@ from bot.config import Settings
 from bot.mail.ratelimit import Clock, RateLimiter, SystemClock
 from storage import outbox
 from storage.db import transaction
-from storage.outbox import Claimed
+from storage.outbox import Claimed, ResultKind
+from storage.schema import OutboxStatus
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +90,7 @@ class Outcome:
     our configuration's or account's problem (logged as a warning for the operator).
     """
 
-    result: str
+    result: ResultKind
     reason: str
     code: int | None = None
     reconnect: bool = False
@@ -127,9 +139,34 @@ def classify(exc: BaseException) -> Outcome:
     return Outcome("retry", f"error: {type(exc).__name__}", reconnect=True, ours=True)
 
 
+class _WireGenerator(BytesGenerator):
+    """`BytesGenerator` that writes a part's body in one piece instead of line by line.
+
+    The standard generator writes every line and line end separately, which is half the cost
+    of flattening a rendered invitation (hundreds of lines of quoted-printable text and HTML).
+    Replacing the line ends with one substitution gives the same bytes
+    (tests/test_mail_sender.py holds it to that) at a fraction of the cost.
+    """
+
+    def _write_lines(self, lines: str) -> None:
+        if lines:
+            self.write(_LINE_END.sub(self._NL, lines))  # type: ignore[attr-defined]
+
+
+#: Any line end, as `email.generator` recognises them.
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
 def wire_bytes(message: EmailMessage) -> bytes:
-    """The message as it goes on the wire (CRLF line ends): what is sent, and what DKIM signs."""
-    return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+    """The message as it goes on the wire (CRLF line ends): what is sent, and what DKIM signs.
+
+    The same bytes as `message.as_bytes(policy=message.policy.clone(linesep="\\r\\n"))`.
+    """
+    out = io.BytesIO()
+    generator = _WireGenerator(out, mangle_from_=False,
+                               policy=message.policy.clone(linesep="\r\n"))
+    generator.flatten(message)
+    return out.getvalue()
 
 
 def compose_render(settings: Settings, clock: Clock) -> Render:
@@ -190,28 +227,56 @@ class _Connection:
             client.close()
 
 
+@dataclass
+class _Run:
+    """The asyncio state of one `run` or `send_batch`, made inside the loop that uses it."""
+
+    #: Claimed messages (with the clock's monotonic time of the claim); None stops a worker.
+    queue: asyncio.Queue[tuple[Claimed, float] | None] = field(default_factory=asyncio.Queue)
+    #: The queue ran low: claim more.
+    room: asyncio.Event = field(default_factory=asyncio.Event)
+    #: `notify` was called: look for new messages now.
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Results are waiting to be recorded (or the run is closing).
+    flush: asyncio.Event = field(default_factory=asyncio.Event)
+    #: One database transaction at a time (SQLite has a single writer anyway).
+    db: asyncio.Lock = field(default_factory=asyncio.Lock)
+    results: list[tuple[Claimed, Outcome]] = field(default_factory=list)
+    #: Claimed but never tried: to be handed back.
+    unsent: list[Claimed] = field(default_factory=list)
+    closing: bool = False
+
+
 class Sender:
     """Delivers due email from the outbox (one per process and account).
 
     `render` turns a claimed row into a message and its envelope recipients (default:
     bot.mail.compose). In dev mode (`dev_mode.redirect_to`) every envelope goes to that address
     whatever `render` says. `local_hostname` is the EHLO name (default: the domain of
-    `email.from_address`; never the machine's guessed FQDN).
+    `email.from_address`; never the machine's guessed FQDN). `batch_size` is how many rows one
+    claim takes (default: 25 per connection, between 50 and 200); results are recorded once
+    `batch_size` of them are in, or `flush_seconds` after the first, whichever comes first.
     """
 
     def __init__(self, *, session_factory: sessionmaker[Session], settings: Settings,
                  worker: str, render: Render | None = None, clock: Clock | None = None,
-                 batch_size: int = 10, lease: timedelta = outbox.DEFAULT_LEASE,
-                 idle_seconds: float = 0.5, local_hostname: str | None = None) -> None:
+                 batch_size: int | None = None, lease: timedelta = outbox.DEFAULT_LEASE,
+                 idle_seconds: float = 0.5, flush_seconds: float = 0.1,
+                 local_hostname: str | None = None) -> None:
         self._factory = session_factory
         self._settings = settings
         self._smtp = settings.email.smtp
         self._worker = worker
         self._clock: Clock = clock or SystemClock()
         self._render: Render = render or compose_render(settings, self._clock)
-        self._batch = max(1, batch_size)
+        connections = self._smtp.connections
+        self._batch = max(1, batch_size if batch_size is not None
+                          else min(200, max(50, 25 * connections)))
+        #: Claim again when no more than this many messages wait (enough to cover a claim).
+        self._low_water = max(self._batch // 2, connections)
         self._lease = lease
         self._idle_seconds = idle_seconds
+        self._flush_seconds = flush_seconds
         self._retry_for = timedelta(hours=self._smtp.retry_for_hours)
         self._redirect = settings.dev_mode.redirect_to
         self._mail_from = parseaddr(settings.email.from_address)[1]
@@ -220,9 +285,8 @@ class Sender:
         hostname = local_hostname or self._mail_from.rpartition("@")[2]
         password = self._password()
         self._connections = [_Connection(settings, hostname, password)
-                             for _ in range(self._smtp.connections)]
-        self._wake = [asyncio.Event() for _ in self._connections]
-        self._busy = [False for _ in self._connections]
+                             for _ in range(connections)]
+        self._running: _Run | None = None
         self.limiter = RateLimiter(per_minute=self._smtp.per_minute,
                                    per_day=self._smtp.per_day, clock=self._clock,
                                    sent_ago=self._recent_sends())
@@ -257,36 +321,82 @@ class Sender:
         return await asyncio.to_thread(
             functools.partial(self._in_transaction, action, *args, **kwargs))
 
-    async def _record(self, item: Claimed, outcome: Outcome) -> None:
-        """Commit the outcome of one attempt; a database failure is logged, not raised."""
-        now = self._clock.now()
+    async def _claim(self, state: _Run, allowed: int) -> int:
+        """Claim up to `allowed` rows (limiter slots already taken) into the queue; how many."""
         try:
-            if outcome.result == "sent":
-                await self._db(outbox.mark_sent, item.id, now=now, detail=outcome.reason)
-                status = "sent"
-            elif outcome.result == "bounced":
-                await self._db(outbox.mark_bounced, item.id, now=now, reason=outcome.reason)
-                status = "bounced"
-            elif outcome.result == "dead":
-                await self._db(outbox.mark_dead, item.id, now=now, reason=outcome.reason)
-                status = "dead"
-            else:
-                status = (await self._db(outbox.mark_retry, item.id, now=now,
-                                         reason=outcome.reason,
-                                         retry_for=self._retry_for)).value
+            async with state.db:
+                items = await self._db(outbox.claim, worker=self._worker, limit=allowed,
+                                       now=self._clock.now(), lease=self._lease,
+                                       channel="email")
         except Exception:
-            log.exception("outbox %s: could not record the result (%s)", item.id,
-                          outcome.result)
+            self.limiter.release(allowed)
+            log.exception("outbox: claiming failed")
+            return 0
+        self.limiter.release(allowed - len(items))
+        claimed_at = self._clock.monotonic()
+        for item in items:
+            state.queue.put_nowait((item, claimed_at))
+        return len(items)
+
+    async def _flush(self, state: _Run) -> None:
+        """Record the results in hand in one transaction and hand back unsent messages."""
+        results, state.results = state.results, []
+        unsent, state.unsent = state.unsent, []
+        if not results and not unsent:
             return
-        code = "-" if outcome.code is None else outcome.code
-        if outcome.ours:
-            log.warning("outbox %s: %s (code %s); this is a problem with our account or "
-                        "settings, not the recipient", item.id, status, code)
-        elif status == "sent":
-            log.debug("outbox %s: sent", item.id)
-        else:
-            log.info("outbox %s: %s (code %s, attempt %s)", item.id, status, code,
-                     item.attempts)
+        async with state.db:
+            if results:
+                await self._record(results)
+            if unsent:
+                await self._give_back(unsent)
+
+    async def _record(self, results: list[tuple[Claimed, Outcome]]) -> None:
+        """Commit the outcomes of a batch of attempts; a database failure is logged, not raised.
+
+        If the batch cannot be written, each result is tried in its own transaction, so that
+        one bad row does not cost the others their record.
+        """
+        now = self._clock.now()
+        batch = [outbox.Result(item.id, outcome.result, outcome.reason)
+                 for item, outcome in results]
+        try:
+            statuses = await self._db(outbox.record, batch, now=now, retry_for=self._retry_for)
+        except Exception:
+            log.exception("outbox: could not record %d results at once; trying one by one",
+                          len(batch))
+            statuses = {}
+            for result in batch:
+                try:
+                    statuses.update(await self._db(outbox.record, [result], now=now,
+                                                   retry_for=self._retry_for))
+                except Exception:
+                    log.exception("outbox %s: could not record the result (%s)",
+                                  result.outbox_id, result.outcome)
+        for item, outcome in results:
+            status = statuses.get(item.id)
+            if status is None:
+                continue
+            code = "-" if outcome.code is None else outcome.code
+            if outcome.ours:
+                log.warning("outbox %s: %s (code %s); this is a problem with our account or "
+                            "settings, not the recipient", item.id, status.value, code)
+            elif status == OutboxStatus.SENT:
+                log.debug("outbox %s: sent", item.id)
+            else:
+                log.info("outbox %s: %s (code %s, attempt %s)", item.id, status.value, code,
+                         item.attempts)
+
+    async def _give_back(self, unsent: list[Claimed]) -> None:
+        """Return claimed messages nobody tried to the queue (and their limiter slots)."""
+        self.limiter.release(len(unsent))
+        try:
+            count = await self._db(outbox.release, [item.id for item in unsent],
+                                   worker=self._worker, now=self._clock.now())
+        except Exception:
+            log.exception("outbox: could not hand back %d unsent messages (their leases will "
+                          "expire)", len(unsent))
+            return
+        log.info("outbox: %d claimed messages handed back unsent", count)
 
     # --- sending --------------------------------------------------------------------------
 
@@ -309,80 +419,138 @@ class Sender:
             await connection.drop()
         return outcome
 
-    async def _round(self, slot: int) -> int:
-        """Take limiter slots, claim that many due rows, send them; how many were handled."""
+    async def _work(self, state: _Run, slot: int) -> None:
+        """One connection's loop: send queued messages until told to stop (None)."""
+        connection = self._connections[slot]
+        half_lease = self._lease.total_seconds() / 2
+        while (entry := await state.queue.get()) is not None:
+            if state.queue.qsize() <= self._low_water:
+                state.room.set()
+            item, claimed_at = entry
+            if self._clock.monotonic() - claimed_at > half_lease:
+                # Its lease may end before the server answers, and another worker would send
+                # it too: give it back instead.
+                state.unsent.append(item)
+                continue
+            outcome = await self._attempt(connection, item)
+            state.results.append((item, outcome))
+            if len(state.results) in (1, self._batch):
+                state.flush.set()
+
+    async def _slots(self, stop: asyncio.Event | None) -> int:
+        """Wait for the rate limit and take up to a batch of slots; 0 if stopped first."""
         while True:
-            await self.limiter.ready()
-            # Another worker may have taken the last slot meanwhile: then wait again.
-            if allowed := self.limiter.try_acquire(self._batch):
-                break
-        self._busy[slot] = True
-        try:
-            try:
-                items = await self._db(outbox.claim, worker=f"{self._worker}/{slot}",
-                                       limit=allowed, now=self._clock.now(),
-                                       lease=self._lease, channel="email")
-            except Exception:
-                self.limiter.release(allowed)
-                log.exception("outbox: claiming failed")
+            if stop is None:
+                await self.limiter.ready()
+            elif not await _unless_stopped(self.limiter.ready(), stop):
                 return 0
-            self.limiter.release(allowed - len(items))
-            connection = self._connections[slot]
-            for item in items:
-                await self._record(item, await self._attempt(connection, item))
-            return len(items)
-        finally:
-            self._busy[slot] = False
+            # Another claimer (a `send_batch` meanwhile) may have taken the last slot: wait again.
+            if allowed := self.limiter.try_acquire(self._batch):
+                return allowed
 
     async def send_batch(self) -> int:
-        """One round on every connection at once; how many messages were handled."""
-        handled = await asyncio.gather(*(self._round(slot)
-                                         for slot in range(len(self._connections))))
-        return sum(handled)
+        """Claim one batch, send it over the connections at once and record it; how many.
+
+        Waits for the rate limit first. For tests and one-off use; `run` keeps a steady flow.
+        """
+        state = _Run()
+        count = await self._claim(state, await self._slots(None))
+        workers = min(count, len(self._connections))
+        for _ in range(workers):
+            state.queue.put_nowait(None)
+        try:
+            await asyncio.gather(*(self._work(state, slot) for slot in range(workers)))
+        finally:
+            await self._flush(state)
+        return count
 
     def notify(self) -> None:
-        """New messages were queued: wake idle workers now (call from the event loop)."""
-        for event in self._wake:
-            event.set()
+        """New messages were queued: look for them now (call from the event loop)."""
+        if self._running is not None:
+            self._running.wake.set()
 
-    async def _idle(self, slot: int, stop: asyncio.Event) -> None:
-        wake = self._wake[slot]
-        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
-        try:
-            await asyncio.wait(waiters, timeout=self._idle_seconds,
-                               return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-            wake.clear()
-
-    async def _until_stopped(self, slot: int, stop: asyncio.Event) -> None:
+    async def _feed(self, state: _Run, stop: asyncio.Event) -> None:
+        """Keep the queue supplied with claimed messages until `stop` is set."""
         while not stop.is_set():
-            round_task = asyncio.ensure_future(self._round(slot))
-            stopping = asyncio.ensure_future(stop.wait())
-            try:
-                await asyncio.wait([round_task, stopping], return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                stopping.cancel()
-            if not round_task.done():
-                # Stopped mid-round. A round still waiting for the rate limit holds no rows
-                # and is abandoned; one that has claimed rows finishes them first.
-                if not self._busy[slot]:
-                    round_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await round_task
+            state.room.clear()
+            if state.queue.qsize() > self._low_water:
+                await _first_of([stop, state.room])
+                continue
+            allowed = await self._slots(stop)
+            if not allowed:
                 return
-            if round_task.result() == 0:
-                await self._idle(slot, stop)
+            state.wake.clear()
+            if await self._claim(state, allowed) == 0:
+                await _first_of([stop, state.wake], within=self._idle_seconds)
+
+    async def _record_until_closed(self, state: _Run) -> None:
+        """Record results in batches: `batch_size` at once, or `flush_seconds` after the first."""
+        while True:
+            if not state.results and not state.closing:
+                state.flush.clear()
+                await state.flush.wait()
+            if not state.closing and len(state.results) < self._batch:
+                state.flush.clear()
+                await _first_of([state.flush], within=self._flush_seconds)
+            await self._flush(state)
+            if state.closing and not state.results and not state.unsent:
+                return
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Send until `stop` is set; then finish the messages in hand and close connections."""
+        """Send until `stop` is set; then finish and record the messages being sent, hand back
+        those not started, and close the connections."""
+        state = _Run()
+        self._running = state
+        workers = [asyncio.create_task(self._work(state, slot))
+                   for slot in range(len(self._connections))]
+        recorder = asyncio.create_task(self._record_until_closed(state))
         try:
-            await asyncio.gather(*(self._until_stopped(slot, stop)
-                                   for slot in range(len(self._connections))))
+            await self._feed(state, stop)
         finally:
-            await self.close()
+            self._running = None
+            while not state.queue.empty():
+                entry = state.queue.get_nowait()
+                if entry is not None:
+                    state.unsent.append(entry[0])
+            for _ in workers:
+                state.queue.put_nowait(None)
+            try:
+                await asyncio.gather(*workers)
+            finally:
+                state.closing = True
+                state.flush.set()
+                try:
+                    await recorder
+                finally:
+                    await self.close()
 
     async def close(self) -> None:
         """Close every connection."""
         await asyncio.gather(*(connection.drop() for connection in self._connections))
+
+
+async def _first_of(events: list[asyncio.Event], within: float | None = None) -> None:
+    """Wait until any of `events` is set, or `within` seconds."""
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=within, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+async def _unless_stopped(work: Coroutine[object, object, None], stop: asyncio.Event) -> bool:
+    """Run `work` until it ends (True) or `stop` is set first (False: `work` is cancelled)."""
+    task = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if task.done():
+        task.result()
+        return True
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return False
