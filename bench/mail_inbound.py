@@ -39,7 +39,7 @@ from storage.db import make_engine, session_factory, transaction
 from storage.identity import ensure_survey, invite, upsert_respondent
 from storage.inbox import message_id_of, store_inbound
 from storage.migrate import init_database
-from storage.outbox import mark_sent
+from storage.outbox import Result, record
 from storage.schema import InboxMessage, OutboxMessage
 
 SURVEY = "virksomhetsleder-2020"
@@ -47,6 +47,10 @@ NOW = datetime(2019, 10, 15, 9, 0, tzinfo=UTC)
 GOAL = 0.33
 #: Rows written per setup transaction: big enough to be quick, small enough to stay lean.
 BATCH = 1000
+BASELINE_SAMPLE = 2000
+#: In memory where there is a tmpfs: the disk's fsync latency is not what is measured here.
+_SHM = Path("/dev/shm")  # noqa: S108 - only ever the parent of a private mkdtemp folder
+DB_DIR = str(_SHM) if _SHM.is_dir() else None
 
 
 def _invite(factory: sessionmaker[Session], count: int) -> None:
@@ -56,38 +60,49 @@ def _invite(factory: sessionmaker[Session], count: int) -> None:
             survey = ensure_survey(session, SURVEY, SURVEY)
             for i in range(start, min(count, start + BATCH)):
                 respondent = upsert_respondent(
-                    session, email=f"leder{i}@kommune{i}.example", name=f"Leder Nummer{i}",
-                    role="unit_leader", municipality_no=f"{1000 + i % 9000:04d}",
-                    municipality_name=f"Kommune{i}", county="Viken", size_class="medium",
+                    # Same-length names and addresses: see `_replies`.
+                    session, email=f"leder{i:06d}@kommune{i:06d}.example",
+                    name=f"Leder Nummer{i:06d}", role="unit_leader",
+                    municipality_no=f"{1000 + i % 9000:04d}",
+                    municipality_name=f"Kommune{i:06d}", county="Viken", size_class="medium",
                     landsdel="Østlandet", sector="helse", unit_type="sykehjem",
                     phone=f"+47 9{i:07d}", telegram=f"@leder{i}")
                 invite(session, respondent, survey)
 
 
-def _invitations(factory: sessionmaker[Session], settings: Settings) -> list[tuple[str, bytes]]:
-    """Each queued invitation as (recipient, the bytes on the wire); the rows are then sent."""
-    out: list[tuple[str, bytes]] = []
+def _replies(factory: sessionmaker[Session], settings: Settings) -> list[bytes]:
+    """One human reply per queued invitation, answering question 1, client styles in turn.
+
+    A simulated client takes ~15 ms a reply, more than handling it, so each style composes
+    one real reply (to the invitation rendered as the sender would) and the others are that
+    reply with the invitation's own token, Message-IDs, address and name put in: the same
+    bytes a real reply from that client would have, at no cost. The rows are then sent.
+    """
     with transaction(factory) as session:
-        for row in session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)):
-            if row.payload is None:
-                continue
-            mail = OutgoingMail.from_payload(row.payload)
-            raw = render(mail, message_id=row.message_id or "", settings=settings.email,
-                         now=NOW).as_bytes()
-            out.append((mail.to_address, raw))
-            mark_sent(session, row.id, now=NOW)
-    return out
-
-
-def _replies(invitations: list[tuple[str, bytes]]) -> list[bytes]:
-    """One human reply per invitation, answering question 1, client styles in turn."""
+        rows = [(row.id, row.message_id or "", OutgoingMail.from_payload(row.payload))
+                for row in session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))
+                if row.payload is not None]
+        record(session, [Result(outbox_id, "sent") for outbox_id, _, _ in rows], now=NOW)
+    templates = []
+    for t, (_, message_id, mail) in enumerate(rows[: len(STYLES)]):
+        raw = render(mail, message_id=message_id, settings=settings.email, now=NOW).as_bytes()
+        reply = compose_reply(raw, "1: helse\n\nHilsen Leder", style=STYLES[t],
+                              from_address=mail.to_address, from_name=mail.to_name,
+                              now=NOW + timedelta(minutes=30), message_id=_reply_id(t))
+        fields = (mail.token, message_id, mail.to_address, mail.to_name, _reply_id(t))
+        templates.append((reply, [field.encode() for field in fields]))
     replies = []
-    for i, (address, raw) in enumerate(invitations):
-        replies.append(compose_reply(
-            raw, "1: helse\n\nHilsen Leder", style=STYLES[i % len(STYLES)],
-            from_address=address, from_name=f"Leder Nummer{i}",
-            now=NOW + timedelta(minutes=30)))
+    for i, (_, message_id, mail) in enumerate(rows):
+        reply, fields = templates[i % len(templates)]
+        mine = (mail.token, message_id, mail.to_address, mail.to_name, _reply_id(i))
+        for old, new in zip(fields, mine, strict=True):
+            reply = reply.replace(old, new.encode())
+        replies.append(reply)
     return replies
+
+
+def _reply_id(i: int) -> str:
+    return f"<bench-reply-{i:07d}@kommune.example>"
 
 
 def _store(factory: sessionmaker[Session], replies: list[bytes]) -> None:
@@ -100,11 +115,16 @@ def _store(factory: sessionmaker[Session], replies: list[bytes]) -> None:
 
 
 def _baseline(replies: list[bytes]) -> float:
-    """Seconds for the standard library alone to parse every reply (policy.default)."""
+    """Seconds per reply for the standard library alone to parse it (policy.default).
+
+    The first `BASELINE_SAMPLE` replies are enough (every client style in equal numbers)
+    and keep the run short.
+    """
+    sample = replies[:BASELINE_SAMPLE]
     started = time.perf_counter()
-    for raw in replies:
+    for raw in sample:
         email.message_from_bytes(raw, policy=default_policy)
-    return time.perf_counter() - started
+    return (time.perf_counter() - started) / len(sample)
 
 
 def _peak_mib() -> float:
@@ -114,6 +134,8 @@ def _peak_mib() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=10_000, help="replies (one per invitation)")
+    parser.add_argument("--db-dir", default=DB_DIR,
+                        help=f"folder for the SQLite database (default {DB_DIR or 'temp'})")
     args = parser.parse_args()
     settings = Settings(surveys=(SurveySettings(id=SURVEY, questionnaire=SURVEY,
                                                 contact="Kari Nordmann, KS"),))
@@ -121,7 +143,7 @@ def main() -> None:
     contexts = {SURVEY: SurveyContext(settings=settings.surveys[0],
                                       questionnaire=load_shipped(SURVEY))}
     clock = time.perf_counter
-    with tempfile.TemporaryDirectory(prefix="svarbot-bench-", dir="/dev/shm") as folder:
+    with tempfile.TemporaryDirectory(prefix="svarbot-bench-", dir=args.db_dir) as folder:
         url = f"sqlite:///{Path(folder) / 'bench.db'}"
         init_database(url)
         engine = make_engine(url)
@@ -131,7 +153,7 @@ def main() -> None:
             _invite(factory, args.n)
             with transaction(factory) as session:
                 queue_invitations(session, settings, contexts[SURVEY], store, now=NOW)
-            replies = _replies(_invitations(factory, settings))
+            replies = _replies(factory, settings)
             setup = clock() - started
             started = clock()
             _store(factory, replies)
@@ -154,16 +176,17 @@ def main() -> None:
             engine.dispose()
 
     count = len(replies)
-    rate, base_rate = handled / drain, count / baseline
+    rate, base_rate = handled / drain, 1 / baseline
     ratio = rate / base_rate
     size = sum(len(raw) for raw in replies) / count
-    print(f"replies:        {count} ({size:.0f} bytes on average, {len(STYLES)} client styles)")
-    print(f"setup:          {setup:8.1f} s   (invite, queue, render, compose; not timed below)")
+    print(f"replies:        {count} ({size:.0f} bytes on average, {len(STYLES)} client styles; "
+          f"database in {args.db_dir or tempfile.gettempdir()})")
+    print(f"setup:          {setup:8.1f} s   (invite, queue, render, compose; not timed)")
     print(f"store_inbound:  {count / stored:8.0f} msg/s   ({stored:.1f} s)")
     print(f"drain:          {rate:8.0f} msg/s   ({drain:.1f} s, "
           f"{drain / handled * 1000:.2f} ms/msg, one transaction each)")
-    print(f"stdlib parse:   {base_rate:8.0f} msg/s   ({baseline / count * 1000:.2f} ms/msg, "
-          "policy.default)")
+    print(f"stdlib parse:   {base_rate:8.0f} msg/s   ({baseline * 1000:.2f} ms/msg, "
+          f"policy.default, {min(count, BASELINE_SAMPLE)} replies)")
     verdict = "met" if ratio >= GOAL else "NOT met"
     print(f"ratio:          {ratio:8.2f}     goal ≥ {GOAL}: {verdict}")
     print(f"outcome:        {dict(statuses)}; {pages} next pages queued")

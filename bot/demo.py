@@ -276,7 +276,7 @@ def _tally(factory: sessionmaker[Session], seconds: float) -> Fieldwork:
 
 
 def run_demo(settings: Settings, *, respondents: int, seed: int, folder: Path,
-             console: Console | None = None) -> Fieldwork:
+             mayors: int = 439, console: Console | None = None) -> Fieldwork:
     """Run the whole demo in `folder` and print what an operator would look at."""
     from bot.cli_report import print_report
     from bot.runner import survey_contexts
@@ -291,13 +291,17 @@ def run_demo(settings: Settings, *, respondents: int, seed: int, folder: Path,
     url = _fresh_database(folder)
     settings = _demo_settings(settings, url)
     config_path = _write_config(settings, folder, url)
-    sample, mayors = _frames(folder, respondents, seed)
+    sample, mayor_frame = _frames(folder, respondents, seed)
     engine = open_database(url)
     factory = session_factory(engine)
     contexts = survey_contexts(settings)
     for survey in settings.surveys:
         q = contexts[survey.id].questionnaire
-        contacts = load_contacts(mayors if q.id.startswith("ordforer") else sample).contacts
+        if q.id.startswith("ordforer"):
+            everyone = list(load_contacts(mayor_frame).contacts)
+            contacts = random.Random(seed).sample(everyone, min(mayors, len(everyone)))
+        else:
+            contacts = list(load_contacts(sample).contacts)
         import_contacts(factory, survey.id, contacts, questionnaire=survey.questionnaire,
                         default_lang=survey.default_lang)
     people = _people(factory, contexts, seed)

@@ -60,6 +60,10 @@ BEHAVIOUR_SHARES = {Behaviour.SILENT: 0.22, Behaviour.AWAY: 0.05, Behaviour.OPTS
                     Behaviour.BOUNCES_LATER: 0.01, Behaviour.CENTRAL_MAILBOX: 0.04}
 
 
+#: Chance that someone who answers stops at a given page (and leaves the survey half done).
+DROP_OUT_PER_PAGE = 0.03
+
+
 def draw_behaviour(rng: random.Random) -> Behaviour:
     """One respondent's behaviour, by `BEHAVIOUR_SHARES`."""
     roll = rng.random()
@@ -77,12 +81,13 @@ def draw_style(rng: random.Random) -> str:
 
 
 def text_part(raw: bytes) -> str:
-    """The plain-text body of a message svarbot sent."""
-    message = email.message_from_bytes(raw, policy=default_policy)
-    if not isinstance(message, EmailMessage):  # pragma: no cover - policy.default makes one
-        return ""
-    body = message.get_body(preferencelist=("plain",))
-    return str(body.get_content()) if body is not None else ""
+    """The plain-text body of a message svarbot sent (compat32 parsing: fast, enough here)."""
+    for part in email.message_from_bytes(raw).walk():
+        if part.get_content_type() == "text/plain":
+            payload = part.get_payload(decode=True)
+            if isinstance(payload, bytes):
+                return payload.decode(part.get_content_charset() or "utf-8", errors="replace")
+    return ""
 
 
 @dataclass(slots=True)
@@ -119,7 +124,7 @@ class Respondent:
             if not any(a in self.planned for a in item.answer_ids()):
                 self.planned.update(choose_value(item, self.rng, self.persona))
         first = items[0]
-        if not self.asked_person and self.rng.random() < 0.03:
+        if not self.asked_person and self.rng.random() < 0.01:
             self.asked_person = True
             return self.rng.choice(("Hvem skal egentlig svare på dette?",
                                     "Gjelder dette hele kommunen eller bare min enhet?"))
@@ -260,6 +265,9 @@ class WorldMail:
             person.done = True
             self.outcome.opt_outs += 1
             await self._submit(_unsubscribe_mail(raw, person.address, now))
+            return
+        elif person.received > 1 and person.rng.random() < DROP_OUT_PER_PAGE:
+            person.done = True  # called into a meeting; the rest waits for a reminder
             return
         else:
             answer = person.answer_text(items)

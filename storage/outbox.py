@@ -255,9 +255,17 @@ def _record_round(session: Session, results: Sequence[Result], now: datetime,
         return {}
     rows = {row.id: row for row in session.execute(
         select(OutboxMessage.id, OutboxMessage.status, OutboxMessage.attempts,
-               OutboxMessage.kind, OutboxMessage.invitation_id, OutboxMessage.created_at,
-               OutboxMessage.deadline_at)
+               OutboxMessage.kind, OutboxMessage.invitation_id)
         .where(OutboxMessage.id.in_([r.outbox_id for r in results])))}
+    # Only a retry needs its deadline; most batches have none.
+    deadlines = {row.id: (_utc(row.deadline_at) if row.deadline_at is not None
+                          else _utc(row.created_at) + retry_for)
+                 for row in session.execute(
+                     select(OutboxMessage.id, OutboxMessage.created_at,
+                            OutboxMessage.deadline_at)
+                     .where(OutboxMessage.id.in_([r.outbox_id for r in results
+                                                  if r.outcome == "retry"])))
+                 } if any(r.outcome == "retry" for r in results) else {}
     statuses: dict[int, OutboxStatus] = {}
     events: list[dict[str, object]] = []
     # Per target state: (id, event detail) of every row to move there.
@@ -274,8 +282,7 @@ def _record_round(session: Session, results: Sequence[Result], now: datetime,
             _late(events, row.id, OutboxStatus.RETRY, result.reason, now)
             statuses[row.id] = OutboxStatus(row.status)
         else:
-            deadline = (_utc(row.deadline_at) if row.deadline_at is not None
-                        else _utc(row.created_at) + retry_for)
+            deadline = deadlines[row.id]
             if now >= deadline:
                 moves["dead"].append(
                     (row.id, f"gave up after {row.attempts} attempts: {result.reason}"))
@@ -296,7 +303,7 @@ def _record_round(session: Session, results: Sequence[Result], now: datetime,
                 _late(events, outbox_id, target.status, detail, now)
                 statuses[outbox_id] = OutboxStatus(rows[outbox_id].status)
     if events:
-        session.execute(insert(OutboxEvent), events)
+        session.execute(insert(cast(Table, OutboxEvent.__table__)), events)
     _invitations_sent(session, [rows[i].invitation_id for i in sorted(changed["sent"])
                                 if rows[i].kind == "invitation"
                                 and rows[i].invitation_id is not None])

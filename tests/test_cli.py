@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -111,9 +112,14 @@ def test_config_typo_is_one_line_and_exit_2(tmp_path: Path) -> None:
 def test_demo_runs_the_whole_barometer(tmp_path: Path) -> None:
     """`svarbot demo` builds frames, samples, imports, converses, stores and reports."""
     folder = tmp_path / "demo"
-    result = svarbot("demo", "--respondents", "40", "--seed", "3", "--dir", str(folder))
+    result = svarbot("demo", "--respondents", "40", "--mayors", "30", "--seed", "3",
+                     "--dir", str(folder))
     assert result.returncode == 0, result.stderr
-    assert "Feltarbeid (simulert)" in result.stdout
+    assert "Feltarbeid på e-post (simulert" in result.stdout
+    sent = re.search(r"E-post: (\d+) sendt, (\d+) avvist ved sending, (\d+) mottatt", result.stdout)
+    assert sent is not None, result.stdout
+    assert int(sent.group(1)) > 70 * 2  # invitations and at least one more page on average
+    assert int(sent.group(3)) > 70  # replies came back by email
     assert "virksomhetsleder-2020" in result.stdout
     assert "ordforer-2020" in result.stdout
     assert "│ :" in result.stdout or ": │" in result.stdout  # suppressed cells are shown as ':'

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import html
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes, policy
-from email.message import EmailMessage
+from email.header import decode_header, make_header
+from email.message import EmailMessage, Message
 from email.utils import format_datetime, formataddr, getaddresses, make_msgid, parsedate_to_datetime
 
 from bs4 import BeautifulSoup
@@ -61,41 +63,65 @@ class _Original:
     html_body: str
 
 
+def _header(msg: Message, name: str) -> str:
+    """A header decoded from RFC 2047 (compat32 parsing leaves it encoded)."""
+    value = msg.get(name)
+    if value is None:
+        return ""
+    return " ".join(str(make_header(decode_header(str(value)))).split())
+
+
+def _part_text(part: Message) -> str:
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        return ""
+    return payload.decode(part.get_content_charset() or "utf-8", errors="replace")
+
+
 def _read_original(raw: bytes, fallback_date: datetime) -> _Original:
-    msg = message_from_bytes(raw, policy=policy.default)
-    assert isinstance(msg, EmailMessage)  # noqa: S101 - policy.default always builds one
-    senders = getaddresses([str(msg.get("From", ""))])
+    # compat32 parsing: several times faster than policy.default, and this runs for every
+    # simulated reply in the demo and the benchmarks.
+    msg = message_from_bytes(raw)
+    senders = getaddresses([_header(msg, "From")])
     from_name, from_address = senders[0] if senders else ("", "")
-    reply_to = getaddresses([str(msg.get("Reply-To", ""))])
+    reply_to = getaddresses([_header(msg, "Reply-To")])
     sent = fallback_date
     if msg.get("Date"):
         try:
             sent = parsedate_to_datetime(str(msg["Date"]))
         except (TypeError, ValueError):
             sent = fallback_date
-    text_part = msg.get_body(preferencelist=("plain",))
-    html_part = msg.get_body(preferencelist=("html",))
-    text = text_part.get_content() if isinstance(text_part, EmailMessage) else ""
-    html_body = html_part.get_content() if isinstance(html_part, EmailMessage) else ""
+    text, html_body = "", ""
+    for part in msg.walk():
+        if part.get_content_type() == "text/plain" and not text:
+            text = _part_text(part)
+        elif part.get_content_type() == "text/html" and not html_body:
+            html_body = _part_text(part)
     if not text and html_body:
         text = BeautifulSoup(html_body, "html.parser").get_text("\n")
     if not html_body:
         html_body = "<br>\n".join(html.escape(line) for line in text.split("\n"))
     return _Original(
-        subject=str(msg.get("Subject", "")),
+        subject=_header(msg, "Subject"),
         message_id=str(msg.get("Message-ID", "")).strip(),
         references=" ".join(str(msg.get("References", "")).split()),
         reply_to=reply_to[0][1] if reply_to and reply_to[0][1] else from_address,
         from_name=from_name,
         from_address=from_address,
-        to=str(msg.get("To", "")),
+        to=_header(msg, "To"),
         sent=sent,
         text=text.replace("\r\n", "\n").rstrip("\n"),
         html_body=_body_inner_html(html_body),
     )
 
 
+_BODY = re.compile(r"<body[^>]*>(.*)</body>", re.IGNORECASE | re.DOTALL)
+
+
 def _body_inner_html(document: str) -> str:
+    match = _BODY.search(document)
+    if match is not None:
+        return match.group(1)
     soup = BeautifulSoup(document, "html.parser")
     body = soup.body
     return body.decode_contents() if body is not None else str(soup)

@@ -6,9 +6,9 @@ the standard library can still read (missing boundaries, bad headers, unknown ch
 fails in exactly one way, `BadMail` with a reason code, so that the caller can quarantine the
 raw bytes instead of losing them. Nothing here does I/O.
 
-Messages are parsed with the compat32 policy: `policy.default` builds a header object for
-every header on every access (content types, parameters, addresses), which made parsing ten
-times slower than the parse itself. Only the headers svarbot reads are decoded, once, here.
+Messages are parsed with (a variant of) the compat32 policy. `policy.default` parses a
+header into an object on every access (each content type, parameter and address lookup),
+which cost many times the parse itself; here each header is decoded once, when it is read.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ RECIPIENT_HEADERS = (
 )  # fmt: skip
 #: Tried in order after the declared charset; latin-1 decodes any byte, so decoding is total.
 FALLBACK_CHARSETS = ("utf-8", "windows-1252", "latin-1")
-
 
 
 class _Policy(Compat32):

@@ -48,7 +48,7 @@ import os
 import re
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.generator import BytesGenerator
 from email.message import EmailMessage
 from email.utils import parseaddr
@@ -321,17 +321,30 @@ class Sender:
         return await asyncio.to_thread(
             functools.partial(self._in_transaction, action, *args, **kwargs))
 
+    def _record_and_claim(self, session: Session, results: list[outbox.Result], *,
+                          limit: int, now: datetime) -> tuple[dict[int, OutboxStatus],
+                                                              list[Claimed]]:
+        statuses = outbox.record(session, results, now=now, retry_for=self._retry_for)
+        return statuses, outbox.claim(session, worker=self._worker, limit=limit, now=now,
+                                      lease=self._lease, channel="email")
+
     async def _claim(self, state: _Run, allowed: int) -> int:
-        """Claim up to `allowed` rows (limiter slots already taken) into the queue; how many."""
-        try:
-            async with state.db:
-                items = await self._db(outbox.claim, worker=self._worker, limit=allowed,
-                                       now=self._clock.now(), lease=self._lease,
-                                       channel="email")
-        except Exception:
-            self.limiter.release(allowed)
-            log.exception("outbox: claiming failed")
-            return 0
+        """Claim up to `allowed` rows (limiter slots already taken) into the queue; how many.
+
+        The results in hand are recorded in the same transaction: a commit is the expensive
+        part of either, so one commit for both halves the database's share of each message.
+        """
+        async with state.db:
+            results, state.results = state.results, []
+            try:
+                statuses, items = await self._db(self._record_and_claim, _results(results),
+                                                 limit=allowed, now=self._clock.now())
+            except Exception:
+                log.exception("outbox: claiming failed")
+                state.results[:0] = results  # recorded on their own (see _flush)
+                self.limiter.release(allowed)
+                return 0
+        _log_results(results, statuses)
         self.limiter.release(allowed - len(items))
         claimed_at = self._clock.monotonic()
         for item in items:
@@ -357,8 +370,7 @@ class Sender:
         one bad row does not cost the others their record.
         """
         now = self._clock.now()
-        batch = [outbox.Result(item.id, outcome.result, outcome.reason)
-                 for item, outcome in results]
+        batch = _results(results)
         try:
             statuses = await self._db(outbox.record, batch, now=now, retry_for=self._retry_for)
         except Exception:
@@ -372,19 +384,7 @@ class Sender:
                 except Exception:
                     log.exception("outbox %s: could not record the result (%s)",
                                   result.outbox_id, result.outcome)
-        for item, outcome in results:
-            status = statuses.get(item.id)
-            if status is None:
-                continue
-            code = "-" if outcome.code is None else outcome.code
-            if outcome.ours:
-                log.warning("outbox %s: %s (code %s); this is a problem with our account or "
-                            "settings, not the recipient", item.id, status.value, code)
-            elif status == OutboxStatus.SENT:
-                log.debug("outbox %s: sent", item.id)
-            else:
-                log.info("outbox %s: %s (code %s, attempt %s)", item.id, status.value, code,
-                         item.attempts)
+        _log_results(results, statuses)
 
     async def _give_back(self, unsent: list[Claimed]) -> None:
         """Return claimed messages nobody tried to the queue (and their limiter slots)."""
@@ -527,6 +527,28 @@ class Sender:
     async def close(self) -> None:
         """Close every connection."""
         await asyncio.gather(*(connection.drop() for connection in self._connections))
+
+
+def _results(results: list[tuple[Claimed, Outcome]]) -> list[outbox.Result]:
+    return [outbox.Result(item.id, outcome.result, outcome.reason) for item, outcome in results]
+
+
+def _log_results(results: list[tuple[Claimed, Outcome]],
+                 statuses: dict[int, OutboxStatus]) -> None:
+    """One line per recorded result: a warning when it is our problem, else info (debug if sent)."""
+    for item, outcome in results:
+        status = statuses.get(item.id)
+        if status is None:
+            continue
+        code = "-" if outcome.code is None else outcome.code
+        if outcome.ours:
+            log.warning("outbox %s: %s (code %s); this is a problem with our account or "
+                        "settings, not the recipient", item.id, status.value, code)
+        elif status == OutboxStatus.SENT:
+            log.debug("outbox %s: sent", item.id)
+        else:
+            log.info("outbox %s: %s (code %s, attempt %s)", item.id, status.value, code,
+                     item.attempts)
 
 
 async def _first_of(events: list[asyncio.Event], within: float | None = None) -> None:
