@@ -126,6 +126,7 @@ def run_command(config_path: str | None) -> None:
     Runs until SIGTERM or Ctrl-C, then stops cleanly, finishing the messages in hand.
     """
     from bot.logs import configure
+    from bot.mail.sender import SenderError
     from bot.runner import Service, run_until_signalled, survey_contexts
     from storage.answers import AnswerStore, LinkKey
     from storage.db import StorageError, session_factory
@@ -138,8 +139,12 @@ def run_command(config_path: str | None) -> None:
         engine = open_database(settings.database.url)
     except StorageError as exc:
         _fail(str(exc))
-    service = Service(settings=settings, session_factory=session_factory(engine), store=store,
-                      surveys=survey_contexts(settings))
+    try:
+        service = Service(settings=settings, session_factory=session_factory(engine),
+                          store=store, surveys=survey_contexts(settings))
+    except SenderError as exc:
+        engine.dispose()
+        _fail(str(exc))
     try:
         run_until_signalled(service)
     finally:

@@ -143,7 +143,8 @@ def seal_command(survey_id: str, yes: bool, config_path: str | None) -> None:
     """Seal SURVEY: make its answers impossible to tie to anyone. Irreversible.
 
     Deletes the links between responses and invitations, and the conversation state and
-    message bodies still held for the survey's invitations. The answers stay.
+    message bodies still held for the survey's invitations, and (with IMAP) the processed
+    replies on the mail server. The answers stay.
     """
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -168,6 +169,37 @@ def seal_command(survey_id: str, yes: bool, config_path: str | None) -> None:
     else:
         click.echo(f"survey {survey_id} sealed: {result.links_deleted} links deleted, "
                    f"{result.sessions_cleared} conversation states cleared")
+    if settings.email.imap.enabled:
+        _purge_mailbox(settings, survey_id)
+
+
+def _purge_mailbox(settings: Settings, survey_id: str) -> None:
+    """Delete the survey's processed replies from the IMAP server (they may hold answers)."""
+    from imapclient.exceptions import IMAPClientError  # type: ignore[import-untyped]
+    from sqlalchemy import select
+
+    from bot.mail.imap_reader import purge_processed
+    from storage.db import session_factory
+    from storage.migrate import open_database
+    from storage.schema import InboxMessage, Invitation
+
+    engine = open_database(settings.database.url)
+    try:
+        with session_factory(engine)() as session:
+            ids = [m for (m,) in session.execute(
+                select(InboxMessage.message_id).join(
+                    Invitation, Invitation.id == InboxMessage.invitation_id)
+                .where(Invitation.survey_id == survey_id,
+                       InboxMessage.message_id.is_not(None)))]
+    finally:
+        engine.dispose()
+    try:
+        deleted = purge_processed(settings, [m for m in ids if m])
+    except (OSError, IMAPClientError) as exc:
+        click.echo(f"svarbot: the IMAP server could not be reached to delete processed mail "
+                   f"({exc}); run `svarbot seal {survey_id}` again later", err=True)
+        return
+    click.echo(f"{deleted} processed messages deleted from the IMAP server")
 
 
 COMMANDS: list[click.Command] = [init_command, db_group, seal_command]

@@ -102,7 +102,7 @@ class EmailSettings(_Section):
                                      pattern=r"^[^@\s]*\{token\}[^@\s]*@[^@\s]+$")
     #: The https: one-click address in List-Unsubscribe (POST opts out); none if unset.
     unsubscribe_url: str | None = None
-    #: Inbound messages larger than this are quarantined unread.
+    #: Larger inbound mail is not read (refused by the listener, quarantined from IMAP).
     max_message_bytes: int = Field(default=10_000_000, ge=10_000)
     smtp: SmtpSettings = SmtpSettings()
     imap: ImapSettings = ImapSettings()

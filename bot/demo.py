@@ -261,16 +261,16 @@ def _tally(factory: sessionmaker[Session], seconds: float) -> Fieldwork:
                     DeskQuery, DeskQuery.invitation_id == Invitation.id)
                 .group_by(Invitation.survey_id)):
             result.surveys.setdefault(survey_id, Tally()).queries = n
-        for status, n in session.execute(select(OutboxMessage.status, func.count())
-                                         .group_by(OutboxMessage.status)):
-            if status == OutboxStatus.SENT:
+        for out_status, n in session.execute(select(OutboxMessage.status, func.count())
+                                             .group_by(OutboxMessage.status)):
+            if out_status == OutboxStatus.SENT:
                 result.sent = n
-            elif status == OutboxStatus.BOUNCED:
+            elif out_status == OutboxStatus.BOUNCED:
                 result.bounced_at_send = n
-        for status, n in session.execute(select(InboxMessage.status, func.count())
-                                         .group_by(InboxMessage.status)):
+        for in_status, n in session.execute(select(InboxMessage.status, func.count())
+                                            .group_by(InboxMessage.status)):
             result.received += n
-            if status == InboxStatus.FAILED:
+            if in_status == InboxStatus.FAILED:
                 result.quarantined = n
     return result
 

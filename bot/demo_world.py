@@ -161,7 +161,7 @@ class WorldMail:
         self.outcome = Outcome()
         self.behaviours = Counter(r.behaviour for r in respondents.values())
         self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
-        self._server: asyncio.AbstractServer | None = None
+        self._server: asyncio.Server | None = None
         self._worker: asyncio.Task[None] | None = None
         self._client: aiosmtplib.SMTP | None = None
         self._busy = False

@@ -257,15 +257,8 @@ def _record_round(session: Session, results: Sequence[Result], now: datetime,
         select(OutboxMessage.id, OutboxMessage.status, OutboxMessage.attempts,
                OutboxMessage.kind, OutboxMessage.invitation_id)
         .where(OutboxMessage.id.in_([r.outbox_id for r in results])))}
-    # Only a retry needs its deadline; most batches have none.
-    deadlines = {row.id: (_utc(row.deadline_at) if row.deadline_at is not None
-                          else _utc(row.created_at) + retry_for)
-                 for row in session.execute(
-                     select(OutboxMessage.id, OutboxMessage.created_at,
-                            OutboxMessage.deadline_at)
-                     .where(OutboxMessage.id.in_([r.outbox_id for r in results
-                                                  if r.outcome == "retry"])))
-                 } if any(r.outcome == "retry" for r in results) else {}
+    deadlines = _deadlines(session, [r.outbox_id for r in results if r.outcome == "retry"],
+                           retry_for)
     statuses: dict[int, OutboxStatus] = {}
     events: list[dict[str, object]] = []
     # Per target state: (id, event detail) of every row to move there.
@@ -311,6 +304,16 @@ def _record_round(session: Session, results: Sequence[Result], now: datetime,
                                    if rows[i].invitation_id is not None])
     session.flush()
     return statuses
+
+
+def _deadlines(session: Session, ids: list[int], retry_for: timedelta) -> dict[int, datetime]:
+    """When each of `ids` stops being retried (read only for retries: most batches have none)."""
+    if not ids:
+        return {}
+    rows = session.execute(select(OutboxMessage.id, OutboxMessage.created_at,
+                                  OutboxMessage.deadline_at).where(OutboxMessage.id.in_(ids)))
+    return {row.id: (_utc(row.deadline_at) if row.deadline_at is not None
+                     else _utc(row.created_at) + retry_for) for row in rows}
 
 
 def _late(events: list[dict[str, object]], outbox_id: int, status: OutboxStatus, reason: str,

@@ -24,11 +24,13 @@ from typing import TYPE_CHECKING
 
 import aiosmtplib
 import pytest
+from click.testing import CliRunner
 from smtp_servers import SmtpSink
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from storage_support import TEST_KEY_TEXT, add_people
 
+from bot.cli import main
 from bot.config import (
     EmailSettings,
     ImapSettings,
@@ -157,9 +159,9 @@ def test_a_reply_by_smtp_gets_the_next_page(sink: SmtpSink,
     assert _status(factory, 2) == InvitationStatus.INVITED
 
 
-def test_a_reply_by_imap_gets_the_next_page(sink: SmtpSink, factory: sessionmaker[Session],
-                                            dovecot: Dovecot, mail_user: MailUser,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_reply_by_imap_gets_the_next_page_and_seal_deletes_it(
+        sink: SmtpSink, factory: sessionmaker[Session], dovecot: Dovecot, mail_user: MailUser,
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv(PASSWORD_ENV, mail_user.password)
     local, domain = mail_user.address.split("@", 1)
     settings = _settings(
@@ -183,6 +185,33 @@ def test_a_reply_by_imap_gets_the_next_page(sink: SmtpSink, factory: sessionmake
         assert [r.status for r in rows] == [InboxStatus.PROCESSED]
         assert rows[0].raw is None
     assert _status(factory, 1) == InvitationStatus.STARTED
+    assert _processed_count(dovecot, mail_user) == 1
+
+    # Sealing the survey deletes its processed replies from the server too.
+    url = str(factory.kw["bind"].url)
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"database:\n  url: '{url}'\n"
+        f"surveys:\n  - id: {SURVEY}\n    questionnaire: {SURVEY}\n"
+        f"email:\n  reply_to: '{local}+{{token}}@{domain}'\n"
+        f"  imap:\n    enabled: true\n    host: 127.0.0.1\n    port: {dovecot.imap_port}\n"
+        f"    ssl: false\n    username: {mail_user.address}\n    password_env: {PASSWORD_ENV}\n"
+        f"    processed_folder: svarbot/behandlet\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["seal", SURVEY, "--yes", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "1 processed messages deleted" in result.output
+    assert _processed_count(dovecot, mail_user) == 0
+
+
+def _processed_count(dovecot: Dovecot, user: MailUser) -> int:
+    client = dovecot.client(user)
+    try:
+        folder = next(name for _flags, _delimiter, name in client.list_folders()
+                      if "behandlet" in name)
+        client.select_folder(folder, readonly=True)
+        return len(client.search(["NOT", "DELETED"]))
+    finally:
+        client.logout()
 
 
 def _free_port() -> int:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from smtp_servers import SmtpSink, closing, policy, too_big, try_later, unknown_user
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, event, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 from storage_support import add_people
 
@@ -27,7 +27,7 @@ from bot.cli_outbox import outbox as outbox_cli
 from bot.config import Settings
 from bot.mail.compose import OutgoingMail
 from bot.mail.ratelimit import DAY, RateLimiter
-from bot.mail.sender import Sender, SenderError, wire_bytes
+from bot.mail.sender import Sender, SenderError, compose_render, wire_bytes
 from storage import outbox
 from storage.db import session_factory, transaction
 from storage.migrate import init_database, open_database
@@ -207,6 +207,39 @@ def test_dev_mode_overrides_what_a_custom_renderer_says(
                     worker="t", render=render)
     assert rounds(sender) == [2]
     assert {m.rcpt_tos for m in sink.wait_for(2)} == {("test@svarbot.localhost",)}
+
+
+def test_wire_bytes_are_the_standard_generators_bytes(sink: SmtpSink,
+                                                       db: sessionmaker[Session]) -> None:
+    """wire_bytes flattens faster than as_bytes; the bytes (what DKIM signs) must not differ."""
+    with transaction(db) as session:
+        invitation = add_people(session, "s1", 1)[0]
+    mail = OutgoingMail(kind="invitation", lang="nb", token=invitation.token,
+                        to_address="leder0@kommune0.example", to_name="Leder Nummer0",
+                        survey_title="Innovasjonsbarometeret",
+                        prompts=("Velkommen.\r\nLinje to\rog tre\n\n", "Æ ø å " * 40))
+    item = Claimed(id=1, channel="email", kind="invitation", recipient=mail.to_address,
+                   message_id="<m1@svarbot.localhost>", payload=mail.to_payload(), attempts=1,
+                   invitation_id=invitation.id, created_at=START, deadline_at=None)
+    for message in (compose_render(settings(sink), FakeClock())(item)[0], render(item)[0]):
+        assert wire_bytes(message) == message.as_bytes(
+            policy=message.policy.clone(linesep="\r\n"))
+
+
+def test_a_batch_is_claimed_and_recorded_in_two_transactions(
+        sink: SmtpSink, db: sessionmaker[Session]) -> None:
+    ids = queue(db, [f"p{i}@example.org" for i in range(20)])
+    sink.fail("p3@example.org", unknown_user())
+    sink.fail("p4@example.org", try_later(1))
+    sender = Sender(session_factory=db, settings=settings(sink, connections=3, per_minute=100),
+                    worker="t", render=render, batch_size=50)
+    commits: list[int] = []
+    event.listen(db.kw["bind"], "commit", lambda _connection: commits.append(1))
+    assert rounds(sender) == [20]
+    assert len(commits) == 2
+    assert statuses(db) == Counter({"sent": 18, "bounced": 1, "retry": 1})
+    assert events(db, ids[4]) == ["queued", "retry"]
+    assert sink.wait_for(18)
 
 
 # --- exactly once ---------------------------------------------------------------------------
@@ -522,3 +555,37 @@ def test_run_wakes_on_notify_and_stops_promptly(
     assert woke < 1.0
     assert stopped < 1.0
     assert statuses(db) == Counter({"sent": 1, "queued": 1})
+
+
+def test_stopping_finishes_messages_in_flight_and_hands_back_the_rest(
+        sink: SmtpSink, db: sessionmaker[Session]) -> None:
+    bulk_queue(db, 60)
+    stop = asyncio.Event()
+    rendered: list[int] = []
+
+    def render_then_stop(item: Claimed) -> tuple[EmailMessage, list[str]]:
+        rendered.append(item.id)
+        if len(rendered) == 5:
+            stop.set()
+        return render(item)
+
+    sender = Sender(session_factory=db, settings=settings(sink, connections=2, per_minute=1000),
+                    worker="t", render=render_then_stop, batch_size=40)
+
+    async def go() -> float:
+        task = asyncio.create_task(sender.run(stop))
+        await asyncio.wait_for(stop.wait(), timeout=5)
+        started = time.monotonic()
+        await asyncio.wait_for(task, timeout=5)
+        return time.monotonic() - started
+
+    assert asyncio.run(go()) < 1.0
+    counts = statuses(db)
+    # Every message a connection started was sent and recorded; the claimed rest is queued
+    # again at once, with no attempt counted, for any worker (not after the lease).
+    assert counts["sent"] == len(rendered) == sink.count
+    assert counts["queued"] == 60 - len(rendered)
+    with transaction(db) as session:
+        waiting = session.scalars(select(OutboxMessage)
+                                  .where(OutboxMessage.status == "queued")).all()
+        assert {(m.attempts, m.claimed_by) for m in waiting} == {(0, None)}

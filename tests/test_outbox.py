@@ -281,6 +281,69 @@ def test_replay_requeues_dead_messages_with_their_attempts(engine: Engine) -> No
         assert [c.id for c in outbox.claim(session, worker="w", limit=5, now=later)] == [a, b]
 
 
+def test_record_writes_a_whole_batch_of_results_at_once(engine: Engine) -> None:
+    """The sender's bookkeeping: every kind of result in one call, guarded like mark_*."""
+    factory = session_factory(engine)
+    with transaction(factory) as session:
+        invitations = add_people(session, "s1", 3)
+        sent, bounced, retried = (
+            _queue(session, 1, start=k, kind="invitation", invitation_id=invitations[k].id)[0]
+            for k in range(3))
+        dead, expired, late, twice = _queue(session, 4, start=3)
+        session.execute(update(OutboxMessage).where(OutboxMessage.id == expired)
+                        .values(deadline_at=NOW - timedelta(minutes=1)))
+        outbox.claim(session, worker="w", limit=10, now=NOW, lease=LEASE)
+        outbox.mark_sent(session, late, now=NOW)
+    results = [outbox.Result(sent, "sent", "250 ok"), outbox.Result(bounced, "bounced", "550"),
+               outbox.Result(retried, "retry", "451"), outbox.Result(dead, "dead", "render"),
+               outbox.Result(expired, "retry", "451"), outbox.Result(late, "dead", "late"),
+               outbox.Result(twice, "retry", "451"), outbox.Result(twice, "sent", "250 ok"),
+               outbox.Result(9999, "sent", "250 ok")]
+    with transaction(factory) as session:
+        statuses = outbox.record(session, results, now=NOW, rng=random.Random(1))
+    assert statuses == {sent: OutboxStatus.SENT, bounced: OutboxStatus.BOUNCED,
+                        retried: OutboxStatus.RETRY, dead: OutboxStatus.DEAD,
+                        expired: OutboxStatus.DEAD, late: OutboxStatus.SENT,
+                        twice: OutboxStatus.SENT}
+    assert _events(engine, sent)[1:] == [("sent", "250 ok")]
+    assert [s for s, _ in _events(engine, retried)] == ["queued", "retry"]
+    assert _events(engine, expired)[-1] == ("dead", "gave up after 1 attempts: 451")
+    assert _events(engine, late)[-1] == ("ignored", "late result dead: late")
+    # Two results for one message are applied in order: the retry, then the send.
+    assert [s for s, _ in _events(engine, twice)] == ["queued", "retry", "sent"]
+    assert (_row(engine, sent).payload, _row(engine, sent).claimed_by) == (None, None)
+    assert outbox._utc(_row(engine, retried).next_attempt_at) == NOW + timedelta(minutes=1)
+    with transaction(factory) as session:
+        assert [session.get(type(i), i.id).status for i in invitations] == [  # type: ignore[union-attr]
+            InvitationStatus.INVITED, InvitationStatus.BOUNCED, InvitationStatus.PENDING]
+
+
+def test_release_hands_unsent_claims_back_without_counting_an_attempt(engine: Engine) -> None:
+    factory = session_factory(engine)
+    with transaction(factory) as session:
+        tried, others, untried = _queue(session, 3)
+        outbox.claim(session, worker="w", limit=1, now=NOW, lease=LEASE)
+        outbox.mark_retry(session, tried, now=NOW, reason="451", rng=random.Random(1))
+    later = NOW + timedelta(hours=1)
+    with transaction(factory) as session:
+        assert [c.id for c in outbox.claim(session, worker="x", limit=1, now=later,
+                                           lease=LEASE)] == [others]
+        claimed = outbox.claim(session, worker="w", limit=5, now=later, lease=LEASE)
+        assert [c.id for c in claimed] == [tried, untried]
+    with transaction(factory) as session:
+        # Another worker's claim is not ours to hand back.
+        assert outbox.release(session, [tried, others, untried], worker="w", now=later) == 2
+    rows = {i: _row(engine, i) for i in (tried, others, untried)}
+    assert (rows[tried].status, rows[tried].attempts) == (OutboxStatus.RETRY, 1)
+    assert (rows[untried].status, rows[untried].attempts) == (OutboxStatus.QUEUED, 0)
+    assert rows[untried].claimed_by is None
+    assert outbox._utc(rows[untried].next_attempt_at) == later
+    assert (rows[others].status, rows[others].claimed_by) == (OutboxStatus.SENDING, "x")
+    with transaction(factory) as session:
+        again = outbox.claim(session, worker="y", limit=5, now=later, lease=LEASE)
+    assert [(c.id, c.attempts) for c in again] == [(tried, 2), (untried, 1)]
+
+
 # --- svarbot outbox -------------------------------------------------------------------------
 
 

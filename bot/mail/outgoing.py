@@ -53,9 +53,9 @@ def mail_kind(prompts: Sequence[Prompt]) -> str:
 
 def session_language(respondent: Respondent, survey: SurveyContext) -> Lang:
     """The respondent's language if the questionnaire has it, else the survey's default."""
-    lang = respondent.lang if respondent.lang in ("nb", "nn", "en") else None
-    if lang is not None and lang in survey.questionnaire.languages:
-        return lang  # type: ignore[return-value]
+    for lang in survey.questionnaire.languages:
+        if lang == respondent.lang:
+            return lang
     return survey.settings.default_lang
 
 
