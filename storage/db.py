@@ -2,9 +2,8 @@
 
 SQLite is the embedded default: WAL journal (readers never block the writer) with synchronous
 NORMAL, foreign keys on, and a busy timeout so a second connection waits instead of failing at
-once. PostgreSQL takes
-the same schema by changing `database.url`. Every failure to open or read the database becomes
-a `StorageError` whose message is one line for the operator.
+once. PostgreSQL takes the same schema by changing `database.url`. Every failure to open or read
+the database becomes a `StorageError` whose message is one line for the operator.
 """
 
 from __future__ import annotations
