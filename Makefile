@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench bench-report clean
+.PHONY: demo test lint typecheck pytest bench bench-report bench-mail clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ bench: $(STAMP)
 
 bench-report: $(STAMP)
 	$(BIN)/python bench/report_duckdb.py
+
+bench-mail: $(STAMP)
+	$(BIN)/python bench/mail_outbound.py
+	$(BIN)/python bench/mail_inbound.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
