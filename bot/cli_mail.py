@@ -80,6 +80,58 @@ def _print_reading(info: dict[str, object]) -> None:
             click.echo(f"    {line}")
 
 
+@mail_group.command("quarantine")
+@click.option("--save", "save_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write each quarantined message to DIR/ID.eml (for `mail inspect`).")
+@click.option("--release", "release_ids", multiple=True, type=int, metavar="ID",
+              help="Hand message ID back to the dispatcher (after a fix); repeatable.")
+@config_option
+def mail_quarantine(save_dir: Path | None, release_ids: tuple[int, ...],
+                    config_path: str | None) -> None:
+    """List the mail svarbot set aside (unreadable, no token, forwards …), with the reason.
+
+    Nothing in the quarantine is lost: the message's bytes are kept until it is released and
+    handled, or the survey is sealed.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from storage.db import StorageError, session_factory, transaction
+    from storage.inbox import quarantined, release_quarantined
+    from storage.migrate import open_database
+
+    settings = load_config(config_path)
+    try:
+        engine = open_database(settings.database.url)
+    except StorageError as exc:
+        _fail(str(exc))
+    factory = session_factory(engine)
+    try:
+        if release_ids:
+            with transaction(factory) as session:
+                released = release_quarantined(session, release_ids,
+                                               now=dt.datetime.now(dt.UTC))
+            click.echo(f"{released} of {len(set(release_ids))} messages handed back to the "
+                       f"dispatcher (`svarbot run` reads them again)")
+            return
+        with factory() as session:
+            rows = quarantined(session)
+        table = Table(title=f"Karantene: {len(rows)} meldinger")
+        for column in ("id", "mottatt", "årsak", "kanal", "byte"):
+            table.add_column(column, justify="right" if column in ("id", "byte") else "left")
+        for row in rows:
+            table.add_row(str(row.id), f"{row.received_at:%Y-%m-%d %H:%M}", row.error or "",
+                          row.channel, str(len(row.raw or b"")))
+            if save_dir is not None and row.raw is not None:
+                save_dir.mkdir(parents=True, exist_ok=True)
+                (save_dir / f"{row.id}.eml").write_bytes(row.raw)
+        Console().print(table)
+        if save_dir is not None and rows:
+            click.echo(f"saved to {save_dir}/; see `svarbot mail inspect {save_dir}/ID.eml`")
+    finally:
+        engine.dispose()
+
+
 # --- invite ---------------------------------------------------------------------------------
 
 

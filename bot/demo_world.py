@@ -61,7 +61,7 @@ BEHAVIOUR_SHARES = {Behaviour.SILENT: 0.22, Behaviour.AWAY: 0.05, Behaviour.OPTS
 
 
 #: Chance that someone who answers stops at a given page (and leaves the survey half done).
-DROP_OUT_PER_PAGE = 0.03
+DROP_OUT_PER_PAGE = 0.02
 
 
 def draw_behaviour(rng: random.Random) -> Behaviour:

@@ -345,3 +345,33 @@ def test_mail_inspect_explains_a_message(tmp_path: Path, world) -> None:
     assert first["token"] == _invitation(factory, 1).token
     assert second["kind"] == "bounce"
     assert second["bounce"]["permanent"] is True
+
+
+def test_the_quarantine_can_be_listed_saved_and_released(tmp_path: Path, world) -> None:
+    from click.testing import CliRunner
+
+    from bot.cli import main
+
+    factory, dispatcher, _settings = world
+    mail = EmailMessage()
+    mail["From"] = "someone@example.org"
+    mail["To"] = "svar@svarbot.localhost"
+    mail["Subject"] = "Hei"
+    mail["Message-ID"] = "<lost-2@example.org>"
+    mail.set_content("1: helse\n")
+    inbox_id = _deliver(factory, mail.as_bytes(), "test:q")
+    assert dispatcher.handle_next() == "quarantined:no_token"
+    url = str(factory.kw["bind"].url.render_as_string(hide_password=False))
+    config = tmp_path / "config.yaml"
+    config.write_text(f"database:\n  url: '{url}'\n", encoding="utf-8")
+    runner = CliRunner()
+    listed = runner.invoke(main, ["mail", "quarantine", "--save", str(tmp_path / "q"),
+                                  "--config", str(config)])
+    assert listed.exit_code == 0, listed.output
+    assert "no_token" in listed.output
+    assert (tmp_path / "q" / f"{inbox_id}.eml").read_bytes() == mail.as_bytes()
+    released = runner.invoke(main, ["mail", "quarantine", "--release", str(inbox_id),
+                                    "--config", str(config)])
+    assert released.exit_code == 0, released.output
+    assert released.output.startswith("1 of 1")
+    assert _inbox(factory, inbox_id).status == InboxStatus.RECEIVED
