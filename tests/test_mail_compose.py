@@ -306,9 +306,8 @@ def test_text_part_opens_with_the_marker_and_holds_the_prompts_verbatim() -> Non
     assert lines[0] == "--- Skriv svaret ditt over denne linjen ---"
     assert lines[2] == "Hei Kari Nordmann,"
     assert "\n\n".join(PROMPTS) in text
-    assert ("Svar på denne e-posten. Skriv svarene øverst, ett per linje, med nummeret foran: "
-            "1: 3") in " ".join(text.split())
-    assert "bare publisert samlet" in text
+    assert "Du får de neste spørsmålene i et svar fra oss." in text
+    assert "bare publisert samlet" not in text  # the questionnaire's own intro says it
     assert "Ola Hansen, KS, ola@ks.no,\ntlf. 12 34 56 78." in text
     assert "Vil du ikke delta? Svar «stopp»" in text
 
@@ -348,7 +347,8 @@ def test_confirmation_neither_explains_answering_nor_offers_stop() -> None:
 
 
 def test_languages_have_their_own_words() -> None:
-    texts = {lang: text_of(rendered(make(lang=lang))[0]) for lang in ("nb", "nn", "en")}
+    texts = {lang: text_of(rendered(make(lang=lang, kind="reminder"))[0])
+             for lang in ("nb", "nn", "en")}
     assert texts["nn"].splitlines()[0] == "--- Skriv svaret ditt over denne linja ---"
     assert texts["en"].splitlines()[0] == "--- Write your answer above this line ---"
     assert "Svara blir berre publiserte samla" in texts["nn"]

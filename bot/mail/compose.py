@@ -111,20 +111,9 @@ _PHRASES: dict[str, tuple[str, str, str]] = {
         "for your interest.",
     ),
     "anonymity": (
-        "Svarene blir bare publisert samlet, slik at ingen kan se hva du eller virksomheten "
-        "din har svart.",
-        "Svara blir berre publiserte samla, slik at ingen kan sjå kva du eller verksemda di "
-        "har svart.",
-        "Answers are only published in aggregate, so no one can see what you or your "
-        "organisation answered.",
-    ),
-    "how_to": (
-        "Slik svarer du: Svar på denne e-posten. Skriv svarene øverst, ett per linje, med "
-        "nummeret foran: 1: 3",
-        "Slik svarer du: Svar på denne e-posten. Skriv svara øvst, eitt per linje, med "
-        "nummeret framfor: 1: 3",
-        "How to answer: reply to this email. Write your answers at the top, one per line, "
-        "with the number first: 1: 3",
+        "Svarene blir bare publisert samlet, slik at ingen kan se hva du har svart.",
+        "Svara blir berre publiserte samla, slik at ingen kan sjå kva du har svart.",
+        "Answers are only published in aggregate, so no one can see what you answered.",
     ),
     "next": ("Du får de neste spørsmålene i et svar fra oss.",
              "Du får dei neste spørsmåla i eit svar frå oss.",
@@ -146,8 +135,10 @@ _PHRASES: dict[str, tuple[str, str, str]] = {
 #: The intro paragraphs of each kind, by phrase key. Confirmations and info mails carry the
 #: engine's own words ("Takk! Du har svart på alle spørsmålene.", help, opt-out) unprefixed.
 _INTRO: dict[str, tuple[str, ...]] = {
-    "invitation": ("invitation", "anonymity", "how_to", "next"),
-    "reminder": ("reminder", "anonymity", "how_to"),
+    # The engine's page already ends with how to answer, and the questionnaire's intro says
+    # how answers are published: an invitation repeats neither.
+    "invitation": ("invitation", "next"),
+    "reminder": ("reminder", "anonymity"),
     "page": ("page",),
     "confirmation": (),
     "closed": ("closed",),
