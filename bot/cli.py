@@ -175,9 +175,18 @@ def demo(config_path: str | None, respondents: int, mayors: int, seed: int,
 
 def _register_commands() -> None:
     """Add the commands that live in their own modules (storage, contacts, reports, mail)."""
-    from bot import cli_contacts, cli_mail, cli_outbox, cli_report, cli_storage
+    from bot import (
+        cli_contacts,
+        cli_log,
+        cli_mail,
+        cli_outbox,
+        cli_plan,
+        cli_report,
+        cli_storage,
+    )
 
-    for module in (cli_storage, cli_contacts, cli_report, cli_mail, cli_outbox):
+    for module in (cli_storage, cli_contacts, cli_report, cli_mail, cli_outbox, cli_plan,
+                   cli_log):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -171,15 +171,25 @@ def invite_command(survey_id: str, limit: int | None, config_path: str | None) -
 
 
 @click.command("run")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes sharing the work (more than 1 needs PostgreSQL).")
+@click.option("--worker-of", "worker_of", type=int, hidden=True,
+              help="Internal: run as an extra worker of this process id.")
 @config_option
-def run_command(config_path: str | None) -> None:
+def run_command(workers: int, worker_of: int | None, config_path: str | None) -> None:
     """Send the outbox, read replies (IMAP and/or the SMTP/LMTP listener) and answer them.
 
-    Runs until SIGTERM or Ctrl-C, then stops cleanly, finishing the messages in hand.
+    Also queues invitations and reminders when they are due. With --workers N on PostgreSQL,
+    N processes share sending and answering; the first one alone binds the listener's port,
+    and one of them at a time (the leader) runs the campaign clock and the IMAP reader.
+
+    Runs until SIGTERM or Ctrl-C, then stops cleanly, finishing the messages in hand (the
+    first process stops its workers the same way).
     """
+    import os
+
+    from bot.leader import AlreadyRunning, Leadership, process_name
     from bot.logs import configure
-    from bot.mail.sender import SenderError
-    from bot.runner import Service, run_until_signalled, survey_contexts
     from storage.answers import AnswerStore, LinkKey
     from storage.db import StorageError, session_factory
     from storage.migrate import open_database
@@ -191,15 +201,46 @@ def run_command(config_path: str | None) -> None:
         engine = open_database(settings.database.url)
     except StorageError as exc:
         _fail(str(exc))
+    # Refuse a second process on SQLite before the (slow) imports of everything else.
+    leadership = Leadership(settings.database.url, name=process_name())
     try:
-        service = Service(settings=settings, session_factory=session_factory(engine),
-                          store=store, surveys=survey_contexts(settings))
-    except SenderError as exc:
+        if workers > 1 and not leadership.is_postgres:
+            _fail(f"--workers {workers}: on SQLite only one process can run — use PostgreSQL "
+                  f"for several (database.url is {engine.url.render_as_string()})")
+        leadership.claim()
+    except AlreadyRunning as exc:
         engine.dispose()
         _fail(str(exc))
+
+    from bot.mail.sender import SenderError
+    from bot.runner import (
+        Service,
+        WorkerPool,
+        run_until_signalled,
+        survey_contexts,
+        worker_command,
+    )
+    from bot.scheduler import campaign_ticks
+
+    factory = session_factory(engine)
+    contexts = survey_contexts(settings)
     try:
-        run_until_signalled(service)
+        service = Service(settings=settings, session_factory=factory, store=store,
+                          surveys=contexts, worker=leadership.name, leadership=leadership,
+                          ticks=campaign_ticks(factory, settings, contexts, store),
+                          listen=worker_of is None)
+    except SenderError as exc:
+        leadership.close()
+        engine.dispose()
+        _fail(str(exc))
+    pool = None
+    if workers > 1:
+        config = os.path.abspath(config_path or "config.yaml")
+        pool = WorkerPool(command=worker_command(config, os.getpid()), count=workers - 1)
+    try:
+        run_until_signalled(service, pool=pool, parent_pid=worker_of)
     finally:
+        leadership.close()
         engine.dispose()
 
 

@@ -9,11 +9,35 @@ Every key is documented in the shipped `config.yaml` itself.
 from __future__ import annotations
 
 import difflib
+import itertools
+from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+
+from bot.plan import (
+    MOMENT_FORMATS,
+    format_moment,
+    invitation_at,
+    is_holiday_country,
+    parse_hours,
+    parse_moment,
+    plan_from_settings,
+)
 
 
 class ConfigError(Exception):
@@ -22,6 +46,193 @@ class ConfigError(Exception):
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _InvalidKey(ValueError):
+    """A check made on a whole section that is about one of its keys.
+
+    Pydantic places such an error at the section; `_describe` adds `key` so the message still
+    names the line to fix (`surveys.0.plan.reminders.max`, not `surveys.0.plan.reminders`).
+    """
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def _local_moment(value: object) -> object:
+    """Read `invite`/`close`: a week date or a calendar date with a clock time, local time."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            raise ValueError("write local time without a UTC offset (window.timezone applies)")
+        return value
+    if isinstance(value, date):
+        # Pydantic reports only ValueError as a validation error (a TypeError escapes).
+        raise ValueError(f"{value} has no time of day: expected {MOMENT_FORMATS}")  # noqa: TRY004
+    if isinstance(value, str):
+        return parse_moment(value)
+    raise ValueError(f"cannot read {value!r}: expected {MOMENT_FORMATS}")
+
+
+#: A wall-clock moment in the plan's time zone (naive); dumped to JSON as it is written, so a
+#: dumped configuration (`svarbot demo` writes one) loads again.
+LocalMoment = Annotated[datetime, BeforeValidator(_local_moment),
+                        PlainSerializer(format_moment, return_type=str, when_used="json")]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def _known_counties() -> list[str]:
+    # Imported here: the 2019 municipality list is read only when a plan names counties.
+    from storage.reference import municipalities
+
+    return sorted({kommune.county for kommune in municipalities().values()})
+
+
+class BlockedSettings(_Section):
+    """Whole days (`to` included) the window is closed, for everyone or some 2019 counties."""
+
+    from_: date = Field(alias="from")
+    to: date
+    #: Only respondents in these 2019 counties (storage/reference.py names); empty: everyone.
+    counties: tuple[str, ...] = ()
+    reason: str = Field(default="stengt periode", min_length=1)
+
+    @field_validator("counties")
+    @classmethod
+    def _counties_exist(cls, counties: tuple[str, ...]) -> tuple[str, ...]:
+        known = _known_counties()
+        for county in counties:
+            if county not in known:
+                guess = difflib.get_close_matches(county, known, n=1)
+                hint = f" (did you mean '{guess[0]}'?)" if guess else ""
+                raise ValueError(f"unknown county {county!r}{hint}; the 2019 counties are "
+                                 f"{', '.join(known)}")
+        return counties
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.to < self.from_:
+            raise _InvalidKey("to", f"{self.to} is before from {self.from_}")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump_as_written(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # `from` is a Python keyword, hence the field `from_`; a dump must load again.
+        data: dict[str, Any] = handler(self)
+        if "from_" in data:
+            data = {"from": data.pop("from_"), **data}
+        return data
+
+
+def _holiday_country(value: object) -> object:
+    # YAML 1.1 reads a bare NO (Norway) as false; say so rather than "not a string".
+    if value is False:
+        raise ValueError('got false: write the country code in quotes, "NO" '
+                         "(YAML reads a bare NO as false)")
+    return value
+
+
+class WindowSettings(_Section):
+    """When mail may go out: weekdays, local opening hours, public holidays, closed periods."""
+
+    weekdays: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
+    #: Local opening hours, start included, end excluded.
+    hours: str = "08:00-15:00"
+    timezone: str = "Europe/Oslo"
+    #: Country whose public holidays are closed (ISO 3166 code known to `holidays`), or None.
+    holidays: Annotated[str | None, BeforeValidator(_holiday_country)] = "NO"
+    blocked: tuple[BlockedSettings, ...] = ()
+
+    @field_validator("weekdays")
+    @classmethod
+    def _some_weekdays(cls, weekdays: tuple[str, ...]) -> tuple[str, ...]:
+        if not weekdays:
+            raise ValueError("no weekdays: the window would never open")
+        return weekdays
+
+    @field_validator("hours")
+    @classmethod
+    def _readable_hours(cls, hours: str) -> str:
+        parse_hours(hours)
+        return hours
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {name!r} (an IANA name such as "
+                             "Europe/Oslo)") from exc
+        return name
+
+    @field_validator("holidays")
+    @classmethod
+    def _known_country(cls, country: str | None) -> str | None:
+        if country is not None and not is_holiday_country(country):
+            raise ValueError(f"unknown holidays country {country!r} (an ISO 3166 code the "
+                             'holidays library knows, such as "NO")')
+        return country
+
+
+class ReminderSettings(_Section):
+    """Reminders to those who have not finished, counted in days after the invitation."""
+
+    after_days: tuple[Annotated[int, Field(ge=1)], ...] = (7, 14)
+    max: int = Field(default=2, ge=0)
+    min_gap_days: int = Field(default=5, ge=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        days = self.after_days
+        for number, (before, after) in enumerate(itertools.pairwise(days), 2):
+            if after <= before:
+                raise _InvalidKey("after_days", f"reminder {number} (day {after}) is not "
+                                                f"after reminder {number - 1} (day {before})")
+            if after - before < self.min_gap_days:
+                raise _InvalidKey("min_gap_days",
+                                  f"{self.min_gap_days} days is more than the {after - before} "
+                                  f"between reminder {number - 1} (day {before}) and "
+                                  f"reminder {number} (day {after})")
+        if self.max > len(days):
+            raise _InvalidKey("max", f"{self.max} reminders, but after_days lists only "
+                                     f"{len(days)}")
+        return self
+
+
+class PlanSettings(_Section):
+    """A survey's campaign: invitation, reminders and close, sent only inside the window."""
+
+    invite: LocalMoment
+    reminders: ReminderSettings = ReminderSettings()
+    close: LocalMoment
+    #: Seal the survey (no more answers, links deleted) this many days after the close.
+    seal_after_days: int | None = Field(default=None, ge=0)
+    channel: Literal["email", "telegram"] = "email"
+    window: WindowSettings = WindowSettings()
+
+    @model_validator(mode="after")
+    def _fits_between_invite_and_close(self) -> Self:
+        invite, close = format_moment(self.invite), format_moment(self.close)
+        if self.invite >= self.close:
+            raise _InvalidKey("invite",
+                              f"the invitation {invite} is not before the close {close}")
+        sent = self.reminders.after_days[:self.reminders.max]
+        for number, days in enumerate(sent, 1):
+            due = self.invite + timedelta(days=days)
+            if due >= self.close:
+                raise _InvalidKey("reminders.after_days",
+                                  f"reminder {number} (day {days}, {due:%Y-%m-%d}) falls after "
+                                  f"the close {close}")
+        plan = plan_from_settings(self)
+        try:
+            first = invitation_at(plan)
+        except ValueError as exc:
+            raise _InvalidKey("window", str(exc)) from exc
+        if first >= plan.close_at:
+            raise _InvalidKey("window", f"the window does not open between the invitation "
+                                        f"{invite} and the close {close}")
+        return self
 
 
 class DatabaseSettings(_Section):
@@ -38,6 +249,8 @@ class SurveySettings(_Section):
     default_lang: Literal["nb", "nn", "en"] = "nb"
     #: Who answers respondents' questions, shown at the foot of every message.
     contact: str | None = None
+    #: When invitations and reminders go out on their own; None: nothing is scheduled.
+    plan: PlanSettings | None = None
 
 
 class PrivacySettings(_Section):
@@ -158,7 +371,9 @@ def _known_keys(model: type[BaseModel], path: tuple[str | int, ...]) -> list[str
         candidates = [annotation, *args]
         current = next((c for c in candidates if isinstance(c, type)
                         and issubclass(c, BaseModel)), None)
-    return list(current.model_fields) if current is not None else []
+    if current is None:
+        return []
+    return [field.alias or name for name, field in current.model_fields.items()]
 
 
 def _describe(error: ValidationError, source: str) -> str:
@@ -172,6 +387,12 @@ def _describe(error: ValidationError, source: str) -> str:
         guess = difflib.get_close_matches(str(location[-1]), known, n=1)
         hint = f" (did you mean '{guess[0]}'?)" if guess else ""
         return f"{source}: {key}: unknown key{hint}"
+    cause = first.get("ctx", {}).get("error")
+    if first["type"] == "value_error" and isinstance(cause, ValueError):
+        # Our own checks write the whole sentence, values and case included.
+        if isinstance(cause, _InvalidKey):
+            key = f"{key}.{cause.key}"
+        return f"{source}: {key}: {cause}"
     value = first.get("input")
     shown = f" (got {value!r})" if not isinstance(value, dict | list) else ""
     return f"{source}: {key}: {first['msg'].lower()}{shown}"

@@ -28,8 +28,22 @@ import secrets
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import cast
 
-from sqlalchemy import Engine, Select, delete, inspect, null, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Executable,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    insert,
+    inspect,
+    null,
+    select,
+    update,
+)
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -127,20 +141,54 @@ def _open_survey(session: Session, survey_id: str) -> Survey:
     return survey
 
 
-def _new_response(session: Session, survey_id: str, link_value: str, today: dt.date) -> Response:
-    response = Response(id=secrets.token_hex(16), survey_id=survey_id, completed=False,
-                        answered_on=today)
-    session.add(response)
-    session.add(ResponseLink(link=link_value, survey_id=survey_id, response_id=response.id))
-    return response
+def _tables() -> tuple[Table, Table, Table]:
+    return (cast(Table, Response.__table__), cast(Table, ResponseLink.__table__),
+            cast(Table, Answer.__table__))
+
+
+def _statements() -> tuple[Executable, ...]:
+    responses, links, answers = _tables()
+    return (insert(responses), insert(links), insert(answers),
+            update(answers).where(answers.c.response_id == bindparam("k_response"),
+                                  answers.c.answer_id == bindparam("k_answer"))
+            .values(value=bindparam("v")),
+            select(answers.c.answer_id, answers.c.value)
+            .where(answers.c.response_id == bindparam("k_response")),
+            select(links.c.survey_id, links.c.response_id)
+            .where(links.c.link == bindparam("k_link")))
+
+
+#: The statements `record` runs for (nearly) every message, built once: a statement built
+#: anew, values and all, costs more in SQLAlchemy's compile-cache lookup than its execution.
+(_INSERT_RESPONSE, _INSERT_LINK, _INSERT_ANSWERS, _UPDATE_ANSWER, _SELECT_ANSWERS,
+ _SELECT_LINK) = _statements()
+
+
+def _insert_response(connection: Connection, survey_id: str, link_value: str,
+                     strata: Strata, completed: bool, today: dt.date) -> str:
+    """A new response (random id) and its link, written at once.
+
+    Plain inserts rather than ORM objects: the answers that follow are written the same way
+    and must find their response already there (a foreign key), without a flush.
+    """
+    response_id = secrets.token_hex(16)
+    connection.execute(_INSERT_RESPONSE, {
+        "id": response_id, "survey_id": survey_id, "completed": completed,
+        "answered_on": today, **_strata_values(strata)})
+    connection.execute(_INSERT_LINK, {"link": link_value, "survey_id": survey_id,
+                                      "response_id": response_id})
+    return response_id
+
+
+def _strata_values(strata: Strata) -> dict[str, str | None]:
+    """The strata as stored; an empty one is stored as missing (None), like one never given."""
+    return {"respondent_type": strata.respondent_type, "sector": strata.sector or None,
+            "landsdel": strata.landsdel or None, "size_class": strata.size_class or None}
 
 
 def _apply_strata(response: Response, strata: Strata) -> None:
-    """Set the strata; an empty one is stored as missing (None), like one never given."""
-    response.respondent_type = strata.respondent_type
-    response.sector = strata.sector or None
-    response.landsdel = strata.landsdel or None
-    response.size_class = strata.size_class or None
+    for column, value in _strata_values(strata).items():
+        setattr(response, column, value)
 
 
 def _stratum(response: Response) -> counts.StratumKey:
@@ -148,27 +196,75 @@ def _stratum(response: Response) -> counts.StratumKey:
                               response.size_class, response.completed)
 
 
-def _stored_values(session: Session, response_id: str) -> dict[str, object]:
+def _stored_values(connection: Connection, response_id: str) -> dict[str, object]:
     """The response's answers as the database holds them (after its own conversions: SQLite,
     for one, stores the JSON number 4.0 as 4), which is what any recount will read."""
-    rows = session.execute(select(Answer.answer_id, Answer.value)
-                           .where(Answer.response_id == response_id))
+    rows = connection.execute(_SELECT_ANSWERS, {"k_response": response_id})
     return {answer_id: value for answer_id, value in rows}
 
 
-def _apply_answers(session: Session, response_id: str, answers: Mapping[str, AnswerValue],
-                   removed: list[str]) -> None:
-    existing = {row.answer_id: row for row in
-                session.scalars(select(Answer).where(Answer.response_id == response_id))}
-    for answer_id in removed:
-        if answer_id in existing and answer_id not in answers:
-            session.delete(existing.pop(answer_id))
+#: The integers SQLite keeps as integers; a larger one it turns into a float.
+_INT64 = range(-(2**63), 2**63)
+
+
+def _read_back_as_written(value: object, *, nested: bool = False) -> bool:
+    """Whether every database gives `value` back exactly as written, type and all.
+
+    Then the counts after a change can be worked out from the values in hand instead of being
+    read back. Texts, booleans, None, 64-bit integers, and lists and objects of plain values
+    (stored as JSON text, kept verbatim) are. A float on its own is not (SQLite's numeric
+    affinity stores 4.0 as 4 and 1e16 as an integer), nor is a larger integer (a float in
+    SQLite), nor anything else (a tuple comes back a list, an enum member a plain text).
+    """
+    kind = type(value)
+    if value is None or kind is str or kind is bool:
+        return True
+    if kind is int:
+        return nested or value in _INT64
+    if kind is float:
+        return nested
+    if kind is list:
+        return all(_read_back_as_written(item, nested=True) for item in cast(list[object], value))
+    if kind is dict:
+        return all(type(key) is str and _read_back_as_written(item, nested=True)
+                   for key, item in cast(dict[object, object], value).items())
+    return False
+
+
+def _apply_answers(connection: Connection, response_id: str, stored: Mapping[str, object],
+                   answers: Mapping[str, AnswerValue], removed: list[str]) -> dict[str, object]:
+    """Write the change against `stored` (the answers before it); the answers after it.
+
+    `answers` are inserted or changed, `removed` ids deleted unless also in `answers`; a value
+    equal to the stored one is left alone. One statement per kind of change. The result is
+    what the database holds now: read back only when a written value may have been converted.
+    """
+    table = _tables()[2]
+    after = dict(stored)
+    deleted = [answer_id for answer_id in dict.fromkeys(removed)
+               if answer_id in stored and answer_id not in answers]
+    added: list[dict[str, object]] = []
+    changed: list[dict[str, object]] = []
+    exact = True
     for answer_id, value in answers.items():
-        row = existing.get(answer_id)
-        if row is None:
-            session.add(Answer(response_id=response_id, answer_id=answer_id, value=value))
-        elif row.value != value:
-            row.value = value
+        if answer_id not in stored:
+            added.append({"response_id": response_id, "answer_id": answer_id, "value": value})
+        elif stored[answer_id] != value:
+            changed.append({"k_response": response_id, "k_answer": answer_id, "v": value})
+        else:
+            continue
+        after[answer_id] = value
+        exact = exact and _read_back_as_written(value)
+    if deleted:
+        connection.execute(delete(table).where(table.c.response_id == response_id,
+                                               table.c.answer_id.in_(deleted)))
+        for answer_id in deleted:
+            del after[answer_id]
+    if added:
+        connection.execute(_INSERT_ANSWERS, added)
+    if changed:
+        connection.execute(_UPDATE_ANSWER, changed)
+    return after if exact else _stored_values(connection, response_id)
 
 
 class AnswerStore:
@@ -209,7 +305,8 @@ class AnswerStore:
             raise TypeError("today must be a date, not a datetime")
         survey = _open_survey(session, survey_id)
         link_value = link(self._key, token)
-        found = session.get(ResponseLink, link_value)
+        connection = session.connection()
+        found = connection.execute(_SELECT_LINK, {"k_link": link_value}).first()
         if found is not None and found.survey_id != survey_id:
             raise StorageError("this invitation's answers belong to another survey")
         if questionnaire is None:
@@ -217,23 +314,26 @@ class AnswerStore:
         by_value = counts.counted_by_value(questionnaire)
         before: Counter[counts.CountKey] = Counter()
         if found is None:
-            response = _new_response(session, survey_id, link_value, today)
+            response_id = _insert_response(connection, survey_id, link_value, strata,
+                                           completed, today)
+            stored: dict[str, object] = {}
+            stratum = counts.stratum_key(strata.respondent_type, strata.sector, strata.landsdel,
+                                         strata.size_class, completed)
         else:
             # Locked (PostgreSQL) so that two messages of one respondent, handled at once,
             # count their changes one after the other rather than from the same "before".
             response = session.get_one(Response, found.response_id, with_for_update=True)
-            before = counts.response_counts(
-                _stratum(response), _stored_values(session, response.id), by_value)
-        _apply_strata(response, strata)
-        response.completed = completed
-        response.answered_on = today
-        session.flush()
-        _apply_answers(session, response.id, answers, removed)
-        session.flush()
+            response_id = response.id
+            stored = _stored_values(connection, response_id)
+            before = counts.response_counts(_stratum(response), stored, by_value)
+            _apply_strata(response, strata)
+            response.completed = completed
+            response.answered_on = today
+            stratum = _stratum(response)
         after = counts.response_counts(
-            _stratum(response), _stored_values(session, response.id), by_value)
-        counts.apply(session.connection(), survey_id, counts.difference(before, after))
-        return response.id
+            stratum, _apply_answers(connection, response_id, stored, answers, removed), by_value)
+        counts.apply(connection, survey_id, counts.difference(before, after))
+        return response_id
 
 
 # --- sealing --------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ groups those instead (`storage.aggregate`).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
@@ -154,8 +155,13 @@ def difference(before: Counter[CountKey], after: Counter[CountKey]) -> dict[Coun
 # --- the table ----------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=16)
 def _upsert(dialect: str, table: TableClause) -> Executable:
-    """INSERT … ON CONFLICT (primary key) DO UPDATE SET n = n + excluded.n."""
+    """INSERT … ON CONFLICT (primary key) DO UPDATE SET n = n + excluded.n.
+
+    Built once per table: `record` runs it for every answered message, and a statement built
+    anew has to be keyed for SQLAlchemy's compiled cache each time.
+    """
     if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 

@@ -10,15 +10,17 @@ Logs name invitations by their database id only: never a token, an address or a 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from storage import tokens
 from storage.schema import (
     Invitation,
+    InvitationEvent,
     InvitationStatus,
     Respondent,
     RespondentRole,
@@ -129,8 +131,11 @@ def find_invitation_by_token(session: Session, token: str) -> Invitation | None:
     candidate = token.strip().lower()
     if not tokens.is_token(candidate):
         return None
-    return session.scalars(
-        select(Invitation).where(Invitation.token == candidate)).one_or_none()
+    return session.scalars(_BY_TOKEN, {"token": candidate}).one_or_none()
+
+
+#: Built once: it runs for every reply.
+_BY_TOKEN = select(Invitation).where(Invitation.token == bindparam("token"))
 
 
 def safe_reason(reason: str) -> str:
@@ -142,17 +147,23 @@ def safe_reason(reason: str) -> str:
 
 
 def set_status(session: Session, invitation: Invitation, status: InvitationStatus,
-               reason: str) -> InvitationStatus:
+               reason: str, *, now: dt.datetime | None = None) -> InvitationStatus:
     """Move an invitation to `status`; return the status it had.
 
     The change is logged with the invitation's id and a short reason (e.g. "bounce",
     "opt-out command"); any address or token in the reason is removed first, so nothing
-    secret is recorded.
+    secret is recorded. A real change is also written to `invitation_events` (at `now`,
+    default the current time, UTC) in the caller's transaction: that row is what lets
+    `svarbot log` say why someone got, or stopped getting, mail.
     """
     previous = InvitationStatus(invitation.status)
+    reason = safe_reason(reason)
     if previous != status:
         invitation.status = status
+        session.add(InvitationEvent(invitation_id=invitation.id, status=status,
+                                    previous=previous, reason=reason,
+                                    at=now or dt.datetime.now(dt.UTC)))
         session.flush()
     log.info("invitation %s: %s -> %s (%s)", invitation.id, previous.value, status.value,
-             safe_reason(reason))
+             reason)
     return previous

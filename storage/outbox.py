@@ -16,19 +16,21 @@ Bodies can quote answers, so the payload is cleared once the message is sent.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
-from sqlalchemy import Table, func, insert, null, select, update
+from sqlalchemy import Executable, Row, Table, func, insert, null, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, NoResultFound
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from storage.claim import OUTBOX, claim_due, release_rows
+from storage.history import record_changes
 from storage.identity import safe_reason, set_status
 from storage.schema import (
     Invitation,
@@ -39,6 +41,10 @@ from storage.schema import (
 )
 
 log = logging.getLogger(__name__)
+
+#: Column name → attribute name of the outbox model (the same today, but the model decides).
+_COLUMN_KEYS = {column.key: OutboxMessage.__mapper__.get_property_by_column(column).key
+                for column in cast(Table, OutboxMessage.__table__).c}
 
 #: A message that keeps failing temporarily is given up this long after it was queued,
 #: unless it has its own deadline (config: email.smtp.retry_for_hours).
@@ -92,30 +98,68 @@ def _event(session: Session, outbox_id: int, status: str, detail: str, now: date
 # --- enqueue --------------------------------------------------------------------------------
 
 
-def _insert_new(session: Session, values: dict[str, object]) -> int | None:
-    """Insert the row unless its idempotency key exists; its id, or None for a duplicate.
+def _outbox_table() -> Table:
+    return cast(Table, OutboxMessage.__table__)
+
+
+@functools.cache
+def _insert_statement(dialect: str) -> Executable:
+    """INSERT … ON CONFLICT (idempotency_key) DO NOTHING RETURNING every column, where the
+    dialect has it (else a plain INSERT … RETURNING, for `_insert_new`'s SAVEPOINT).
+
+    Built once: a statement built anew per message, values and all, costs several times the
+    insert itself in SQLAlchemy's compile-cache lookup.
+    """
+    table = _outbox_table()
+    if dialect == "postgresql":
+        return (postgresql.insert(table).on_conflict_do_nothing(index_elements=["idempotency_key"])
+                .returning(*table.c))
+    if dialect == "sqlite":
+        return (sqlite.insert(table).on_conflict_do_nothing(index_elements=["idempotency_key"])
+                .returning(*table.c))
+    return insert(table).returning(*table.c)
+
+
+@functools.cache
+def _queued_event_statement() -> Executable:
+    return insert(cast(Table, OutboxEvent.__table__))
+
+
+def _insert_new(session: Session, values: dict[str, object]) -> OutboxMessage | None:
+    """Insert the row unless its idempotency key exists; the new row, or None for a duplicate.
 
     A duplicate key must not abort the caller's transaction (PostgreSQL would refuse every
     later statement), hence ON CONFLICT DO NOTHING where the dialect has it, else a SAVEPOINT.
-    Only the key is a tolerated conflict: a clashing Message-ID is a bug and raises.
+    Only the key is a tolerated conflict: a clashing Message-ID is a bug and raises. That the
+    insert returned nothing is the whole existence check: no SELECT before it.
     """
     dialect = session.get_bind().dialect.name
-    table = cast(Table, OutboxMessage.__table__)
+    statement = _insert_statement(dialect)
     if dialect in ("postgresql", "sqlite"):
-        module = postgresql if dialect == "postgresql" else sqlite
-        statement = (module.insert(table).values(values)
-                     .on_conflict_do_nothing(index_elements=["idempotency_key"])
-                     .returning(table.c.id))
-        row = session.execute(statement).first()
-        return None if row is None else int(row[0])
-    try:
-        with session.begin_nested():
-            row = session.execute(insert(table).values(values).returning(table.c.id)).first()
-    except IntegrityError:
-        if find_by_key(session, str(values["idempotency_key"])) is None:
-            raise
-        return None
-    return None if row is None else int(row[0])
+        row = session.connection().execute(statement, values).first()
+    else:
+        try:
+            with session.begin_nested():
+                row = session.connection().execute(statement, values).first()
+        except IntegrityError:
+            if find_by_key(session, str(values["idempotency_key"])) is None:
+                raise
+            return None
+    return None if row is None else _adopt(session, row)
+
+
+def _adopt(session: Session, row: Row[Any]) -> OutboxMessage:
+    """The inserted row (as RETURNING gave it) as a persistent object of `session`.
+
+    What `session.get` would give after a flush, without the SELECT: the values are the
+    database's own, and the object is in the identity map, unchanged, so nothing is written
+    again.
+    """
+    message = OutboxMessage(**{_COLUMN_KEYS[column]: value
+                               for column, value in row._mapping.items()})
+    make_transient_to_detached(message)
+    session.add(message)
+    return message
 
 
 def find_by_key(session: Session, idempotency_key: str) -> OutboxMessage | None:
@@ -132,9 +176,8 @@ def enqueue(session: Session, *, idempotency_key: str, channel: str, kind: str, 
 
     `not_before` delays the first attempt (spreading a wave over hours); `deadline` is when
     the message is no longer worth sending (it then goes dead instead of being retried).
+    The row and its "queued" event are written at once (no flush needed to see them).
     """
-    if find_by_key(session, idempotency_key) is not None:
-        return None
     now = _utc(now)
     values: dict[str, object] = {
         "idempotency_key": idempotency_key, "invitation_id": invitation_id, "channel": channel,
@@ -143,12 +186,13 @@ def enqueue(session: Session, *, idempotency_key: str, channel: str, kind: str, 
         "next_attempt_at": _utc(not_before) if not_before is not None else now,
         "deadline_at": _utc(deadline) if deadline is not None else None,
         "claimed_by": None, "created_at": now, "sent_at": None}
-    new_id = _insert_new(session, values)
-    if new_id is None:
+    message = _insert_new(session, values)
+    if message is None:
         return None
-    _event(session, new_id, OutboxStatus.QUEUED.value, f"queued ({kind})", now)
-    session.flush()
-    return session.get(OutboxMessage, new_id)
+    session.connection().execute(_queued_event_statement(), {
+        "outbox_id": message.id, "at": now, "status": OutboxStatus.QUEUED.value,
+        "detail": f"queued ({kind})"})
+    return message
 
 
 # --- claiming -------------------------------------------------------------------------------
@@ -299,7 +343,7 @@ def _record_round(session: Session, results: Sequence[Result], now: datetime,
         session.execute(insert(cast(Table, OutboxEvent.__table__)), events)
     _invitations_sent(session, [rows[i].invitation_id for i in sorted(changed["sent"])
                                 if rows[i].kind == "invitation"
-                                and rows[i].invitation_id is not None])
+                                and rows[i].invitation_id is not None], now)
     _invitations_bounced(session, [rows[i].invitation_id for i in sorted(changed["bounced"])
                                    if rows[i].invitation_id is not None])
     session.flush()
@@ -357,8 +401,9 @@ def _retry(session: Session, events: list[dict[str, object]], outbox_id: int, at
     return OutboxStatus.RETRY
 
 
-def _invitations_sent(session: Session, ids: list[int | None]) -> None:
-    """Pending invitations whose message went out are now invited (one UPDATE)."""
+def _invitations_sent(session: Session, ids: list[int | None], now: datetime) -> None:
+    """Pending invitations whose message went out are now invited (one UPDATE, one INSERT of
+    their status events)."""
     chosen = [i for i in ids if i is not None]
     if not chosen:
         return
@@ -367,8 +412,11 @@ def _invitations_sent(session: Session, ids: list[int | None]) -> None:
         .where(Invitation.id.in_(chosen), Invitation.status == InvitationStatus.PENDING)
         .values(status=InvitationStatus.INVITED).returning(Invitation.id)
         .execution_options(synchronize_session="fetch"))
-    for invitation_id in sorted(changed):
+    changed_ids = sorted(changed)
+    for invitation_id in changed_ids:
         log.info("invitation %s: pending -> invited (invitation sent)", invitation_id)
+    record_changes(session, [(i, InvitationStatus.PENDING, InvitationStatus.INVITED)
+                             for i in changed_ids], reason="invitation sent", now=now)
 
 
 def _invitations_bounced(session: Session, ids: list[int | None]) -> None:

@@ -1,8 +1,9 @@
 """The database schema: an identity side and an answer side that cannot be joined.
 
 Identity side (who was invited, how far they got, every message in and out):
-`surveys`, `respondents`, `invitations`, `outbox`, `outbox_events`, `inbox`, `inbox_events`,
-`desk_queries`.
+`surveys`, `respondents`, `invitations`, `invitation_events`, `outbox`, `outbox_events`,
+`inbox`, `inbox_events`, `desk_queries`. The three `*_events` tables are the delivery history
+`svarbot log` reads: every status change with its reason, never a message's text.
 
 Answer side (what was answered, by nobody in particular): `responses`, `answers` and
 `answer_counts`. They hold only coarse strata (respondent type, sector, landsdel, size class)
@@ -174,6 +175,25 @@ class Invitation(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow,
                                                     onupdate=_utcnow)
+
+
+class InvitationEvent(Base):
+    """One status change of an invitation and why (so `svarbot log` can explain a silence).
+
+    `previous` is None only for the statuses migration 0003 found already set, whose history
+    from before it is unknown. `reason` is short and scrubbed of addresses and tokens
+    (`storage.identity.safe_reason`); it is never a message's text.
+    """
+
+    __tablename__ = "invitation_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    invitation_id: Mapped[int] = mapped_column(
+        ForeignKey("invitations.id", ondelete="CASCADE"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    status: Mapped[InvitationStatus] = mapped_column(String(16))
+    previous: Mapped[InvitationStatus | None] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, default="")
 
 
 class OutboxMessage(Base):

@@ -29,6 +29,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
@@ -57,6 +58,13 @@ from storage.schema import (
 )
 
 log = logging.getLogger(__name__)
+
+#: An invitation's respondent and survey (None if gone), by their ids. Built once: every
+#: reply runs it.
+_PERSON_AND_SURVEY = (select(Respondent, Survey)
+                      .join_from(Respondent, Survey, Survey.id == bindparam("survey"),
+                                 isouter=True)
+                      .where(Respondent.id == bindparam("respondent")))
 
 #: What the dispatcher did with one message (for tests, the demo's tally and the log).
 Outcome = str
@@ -194,7 +202,12 @@ class Dispatcher:
                   invitation: Invitation, now: dt.datetime) -> Outcome:
         c = reading.classification
         survey = self.surveys.get(invitation.survey_id)
-        respondent = session.get_one(Respondent, invitation.respondent_id)
+        # The person and the survey's current status in one query, in this transaction: a
+        # survey closed a moment ago gets the "closed" reply. The survey object also stays
+        # referenced here, so the answer store's own check finds it loaded.
+        respondent, db_survey = session.execute(
+            _PERSON_AND_SURVEY, {"respondent": invitation.respondent_id,
+                                 "survey": invitation.survey_id}).one()
         sender = normalise_email(reading.mail.from_address or "")
         invited = normalise_email(invitation.email_address or respondent.email)
         if sender and sender != invited and not invitation.answered_from_other_address:
@@ -211,7 +224,6 @@ class Dispatcher:
         thread = [*reading.mail.references]
         if reading.mail.message_id:
             thread.append(reading.mail.message_id)
-        db_survey = session.get(Survey, invitation.survey_id)
         closed = (db_survey is not None and db_survey.status != SurveyStatus.OPEN) or (
             invitation.status == InvitationStatus.CLOSED)
         if closed:

@@ -62,9 +62,14 @@ def session_language(respondent: Respondent, survey: SurveyContext) -> Lang:
 def queue_mail(session: Session, settings: Settings, survey: SurveyContext,
                invitation: Invitation, respondent: Respondent, conversation: Conversation, *,
                kind: str, prompts: Sequence[Prompt], key: str, now: dt.datetime,
-               in_reply_to: str | None = None,
-               references: Sequence[str] = ()) -> OutboxMessage | None:
-    """Queue one email to the respondent; None when `key` was queued before."""
+               in_reply_to: str | None = None, references: Sequence[str] = (),
+               not_before: dt.datetime | None = None,
+               deadline: dt.datetime | None = None) -> OutboxMessage | None:
+    """Queue one email to the respondent; None when `key` was queued before.
+
+    `not_before` holds the message back (until the send window opens); `deadline` is when it
+    is no longer worth sending (see `storage.outbox.enqueue`).
+    """
     q = survey.questionnaire
     lang = conversation.lang
     show_progress = kind in ("page", "reminder") and conversation.answers
@@ -78,7 +83,40 @@ def queue_mail(session: Session, settings: Settings, survey: SurveyContext,
     return enqueue(session, idempotency_key=key, channel="email", kind=kind,
                    recipient=mail.to_address, payload=mail.to_payload(),
                    message_id=new_message_id(settings.email), invitation_id=invitation.id,
-                   now=now)
+                   not_before=not_before, deadline=deadline, now=now)
+
+
+def queue_invitation(session: Session, settings: Settings, survey: SurveyContext,
+                     store: AnswerStore, invitation: Invitation, respondent: Respondent, *,
+                     now: dt.datetime, not_before: dt.datetime | None = None,
+                     deadline: dt.datetime | None = None) -> bool:
+    """Start one invitation's conversation and queue its first message; False if queued before.
+
+    The key is the invitation (`invitation:<id>`), whoever queues it: a manual
+    `svarbot invite` and the scheduled wave never both send. The conversation is only stored
+    when the message was queued, so a second caller changes nothing.
+    """
+    q = survey.questionnaire
+    lang = session_language(respondent, survey)
+    step = advance(q, new_session(q.id, q.revision, channel="email", lang=lang),
+                   Start(channel="email", lang=lang), now=now)
+    row = queue_mail(session, settings, survey, invitation, respondent, step.session,
+                     kind="invitation", prompts=step.prompts, key=invitation_key(invitation.id),
+                     now=now, not_before=not_before, deadline=deadline)
+    if row is None:
+        return False
+    apply_step(session, store, invitation, respondent, step, now=now, questionnaire=q)
+    return True
+
+
+def invitation_key(invitation_id: int) -> str:
+    """The idempotency key of an invitation's first message."""
+    return f"invitation:{invitation_id}"
+
+
+def reminder_key(invitation_id: int, n: int) -> str:
+    """The idempotency key of reminder `n` (1-based) to an invitation."""
+    return f"reminder:{invitation_id}:{n}"
 
 
 def queue_invitations(session: Session, settings: Settings, survey: SurveyContext,
@@ -97,15 +135,7 @@ def queue_invitations(session: Session, settings: Settings, survey: SurveyContex
     if limit is not None:
         query = query.limit(limit)
     queued = 0
-    q = survey.questionnaire
     for invitation, respondent in session.execute(query):
-        lang = session_language(respondent, survey)
-        step = advance(q, new_session(q.id, q.revision, channel="email", lang=lang),
-                       Start(channel="email", lang=lang), now=now)
-        row = queue_mail(session, settings, survey, invitation, respondent, step.session,
-                         kind="invitation", prompts=step.prompts,
-                         key=f"invitation:{invitation.id}", now=now)
-        if row is not None:
-            apply_step(session, store, invitation, respondent, step, now=now, questionnaire=q)
+        if queue_invitation(session, settings, survey, store, invitation, respondent, now=now):
             queued += 1
     return queued
