@@ -10,10 +10,10 @@ simulated mail clients in turn (see `_replies`), all stored in the inbox with
 message, the production path. Machines here are noisy, so the same run also parses the same
 bytes with the stdlib as the baseline, and the result is a ratio of the two.
 
-    .venv/bin/python bench/mail_inbound.py [--n 4000]
+    .venv/bin/python bench/mail_inbound.py [--n 8000]
 
-The default N keeps a run under three minutes on two busy cores; `--n 10000` is the full
-figure (three and a half minutes on quiet cores, six on busy ones; mostly the drain).
+The default N keeps a run near two minutes on two busy cores; `--n 10000` is the full figure
+(two and a half minutes on busy cores; setup, storing and the drain take about a third each).
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ def _peak_mib() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=4000, help="replies (one per invitation)")
+    parser.add_argument("--n", type=int, default=8000, help="replies (one per invitation)")
     parser.add_argument("--db-dir", default=DB_DIR,
                         help=f"folder for the SQLite database (default {DB_DIR or 'temp'})")
     args = parser.parse_args()

@@ -123,19 +123,36 @@ def invite(session: Session, respondent: Respondent, survey: Survey) -> Invitati
     return invitation
 
 
-def find_invitation_by_token(session: Session, token: str) -> Invitation | None:
+def find_invitation_by_token(session: Session, token: str, *,
+                             keep_related: list[object] | None = None) -> Invitation | None:
     """The invitation a token belongs to, or None (also for text that is not a token).
 
     Tokens are matched in lower case: some mail systems fold the case of an address.
+
+    With `keep_related`, the invitation's respondent and survey come in the same query and are
+    appended to it, so that `session.get` finds them loaded afterwards (the session holds
+    loaded objects only weakly: something has to keep them). The dispatcher needs both for
+    every reply; one query instead of three.
     """
     candidate = token.strip().lower()
     if not tokens.is_token(candidate):
         return None
-    return session.scalars(_BY_TOKEN, {"token": candidate}).one_or_none()
+    if keep_related is None:
+        return session.scalars(_BY_TOKEN, {"token": candidate}).one_or_none()
+    found = session.execute(_WITH_RELATED_BY_TOKEN, {"token": candidate}).one_or_none()
+    if found is None:
+        return None
+    invitation, respondent, survey = found
+    keep_related.extend(item for item in (respondent, survey) if item is not None)
+    return invitation
 
 
-#: Built once: it runs for every reply.
+#: Built once: they run for every reply.
 _BY_TOKEN = select(Invitation).where(Invitation.token == bindparam("token"))
+_WITH_RELATED_BY_TOKEN = (select(Invitation, Respondent, Survey)
+                          .outerjoin(Respondent, Respondent.id == Invitation.respondent_id)
+                          .outerjoin(Survey, Survey.id == Invitation.survey_id)
+                          .where(Invitation.token == bindparam("token")))
 
 
 def safe_reason(reason: str) -> str:

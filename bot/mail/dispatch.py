@@ -29,7 +29,6 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
@@ -58,13 +57,6 @@ from storage.schema import (
 )
 
 log = logging.getLogger(__name__)
-
-#: An invitation's respondent and survey (None if gone), by their ids. Built once: every
-#: reply runs it.
-_PERSON_AND_SURVEY = (select(Respondent, Survey)
-                      .join_from(Respondent, Survey, Survey.id == bindparam("survey"),
-                                 isouter=True)
-                      .where(Respondent.id == bindparam("respondent")))
 
 #: What the dispatcher did with one message (for tests, the demo's tally and the log).
 Outcome = str
@@ -129,7 +121,10 @@ class Dispatcher:
             log.warning("inbox %s quarantined: %s", row.id, exc.reason)
             return f"quarantined:{exc.reason}"
         c = reading.classification
-        invitation = self._invitation(session, reading)
+        # What the token query loaded besides the invitation (its respondent and survey), kept
+        # referenced while this message is handled so that `session.get` finds it.
+        related: list[object] = []
+        invitation = self._invitation(session, reading, related)
         if c.kind is MailKind.BOUNCE:
             return self._bounce(session, row, c, invitation, now)
         if c.kind is MailKind.AUTO_REPLY:
@@ -156,11 +151,12 @@ class Dispatcher:
             return f"quarantined:{reason}"
         return self._converse(session, row, reading, invitation, now)
 
-    def _invitation(self, session: Session, reading: Reading) -> Invitation | None:
+    def _invitation(self, session: Session, reading: Reading,
+                    related: list[object]) -> Invitation | None:
         """By the token (recipient, subject, our reference id), then by a Message-ID we sent."""
         token = reading.classification.token
         if token is not None:
-            invitation = find_invitation_by_token(session, token)
+            invitation = find_invitation_by_token(session, token, keep_related=related)
             if invitation is not None:
                 return invitation
         bounce = reading.classification.bounce
@@ -202,12 +198,8 @@ class Dispatcher:
                   invitation: Invitation, now: dt.datetime) -> Outcome:
         c = reading.classification
         survey = self.surveys.get(invitation.survey_id)
-        # The person and the survey's current status in one query, in this transaction: a
-        # survey closed a moment ago gets the "closed" reply. The survey object also stays
-        # referenced here, so the answer store's own check finds it loaded.
-        respondent, db_survey = session.execute(
-            _PERSON_AND_SURVEY, {"respondent": invitation.respondent_id,
-                                 "survey": invitation.survey_id}).one()
+        # Usually loaded with the invitation already (see `_invitation`).
+        respondent = session.get_one(Respondent, invitation.respondent_id)
         sender = normalise_email(reading.mail.from_address or "")
         invited = normalise_email(invitation.email_address or respondent.email)
         if sender and sender != invited and not invitation.answered_from_other_address:
@@ -224,6 +216,9 @@ class Dispatcher:
         thread = [*reading.mail.references]
         if reading.mail.message_id:
             thread.append(reading.mail.message_id)
+        # Read in this transaction (a survey closed a moment ago gets the "closed" reply) and
+        # kept referenced, so the answer store's own check finds it loaded.
+        db_survey = session.get(Survey, invitation.survey_id)
         closed = (db_survey is not None and db_survey.status != SurveyStatus.OPEN) or (
             invitation.status == InvitationStatus.CLOSED)
         if closed:
