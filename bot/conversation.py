@@ -44,7 +44,7 @@ def apply_step(session: Session, store: AnswerStore, invitation: Invitation,
                      questionnaire=questionnaire)
     status = _status_after(invitation, step)
     if status is not None and status != invitation.status and invitation.status in _OPEN:
-        set_status(session, invitation, status, _reason(step))
+        set_status(session, invitation, status, _reason(step), now=now)
 
 
 def _status_after(invitation: Invitation, step: Step) -> InvitationStatus | None:

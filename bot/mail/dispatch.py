@@ -137,7 +137,8 @@ class Dispatcher:
             return "ignored:delivery-report"
         if c.kind is MailKind.UNKNOWN and c.reason == "complaint" and invitation is not None:
             # Marked as spam: never write to this person again.
-            set_status(session, invitation, InvitationStatus.OPTED_OUT, "spam complaint")
+            set_status(session, invitation, InvitationStatus.OPTED_OUT, "spam complaint",
+                       now=now)
             mark_ignored(session, row.id, classification=c.kind, reason=c.reason, now=now)
             return "complaint"
         if c.kind in (MailKind.FORWARD, MailKind.UNKNOWN) or invitation is None:
@@ -189,7 +190,7 @@ class Dispatcher:
             session.add(OutboxEvent(outbox_id=sent.id, at=now, status="soft_bounce",
                                     detail=detail.strip()))
         elif invitation is not None and permanent:
-            set_status(session, invitation, InvitationStatus.BOUNCED, "bounce report")
+            set_status(session, invitation, InvitationStatus.BOUNCED, "bounce report", now=now)
         mark_ignored(session, row.id, classification=MailKind.BOUNCE, reason=detail.strip(),
                      now=now)
         return "bounce:hard" if permanent else "bounce:soft"
@@ -198,6 +199,10 @@ class Dispatcher:
                   invitation: Invitation, now: dt.datetime) -> Outcome:
         c = reading.classification
         survey = self.surveys.get(invitation.survey_id)
+        if session.get_bind().dialect.name == "postgresql":
+            # Another process may be writing a reminder into this conversation right now:
+            # take the row, and read its session state again under the lock.
+            session.refresh(invitation, with_for_update=True)
         # Usually loaded with the invitation already (see `_invitation`).
         respondent = session.get_one(Respondent, invitation.respondent_id)
         sender = normalise_email(reading.mail.from_address or "")
