@@ -1,6 +1,6 @@
 """Crash safety: `svarbot run` killed with SIGKILL at random points, restarted until done.
 
-(a) Sending. 1,000 invitations queued by `svarbot invite` are sent to an aiosmtpd sink that
+(a) Sending. 2,000 invitations queued by `svarbot invite` are sent to an aiosmtpd sink that
 lives in the test process (so it survives every kill). The process is killed three times
 once the sink has seen a seeded random number of messages. Every invitation must arrive, and
 the only duplicates allowed are re-sends of rows that were in flight at a kill: rows still
@@ -10,7 +10,7 @@ expired lease by moving those rows' `next_attempt_at` (the lease end) to now bef
 restart. A duplicate must carry the Message-ID of its first copy (the row's own), i.e. it is
 the same message sent again, never a new one.
 
-(b) Answering. 200 replies wait in the inbox; `svarbot run` is killed three times while it
+(b) Answering. 300 replies wait in the inbox; `svarbot run` is killed three times while it
 works them off. Each reply must be processed exactly once, queue exactly one page, and the
 anonymised answers must equal those of a clean, uninterrupted run over a copy of the same
 database.
@@ -69,8 +69,8 @@ SURVEY = "virksomhetsleder-2020"
 SEED = 20200302
 KILLS = 3
 #: Sized so that both tests together take about a minute on two cores.
-INVITATIONS = 1000
-REPLIES = 200
+INVITATIONS = 2000
+REPLIES = 300
 CONNECTIONS = 3
 #: The sender's claim size with `connections: 3` (25 per connection, at least 50).
 BATCH = 75
