@@ -3,8 +3,8 @@
 Three phases, each in a fresh process (spawned) so that each peak RSS (`ru_maxrss`) is its own:
 
 1. enqueue: N respondents and pending invitations inserted directly (not timed), then the wave
-   queued by `bot.mail.outgoing.queue_invitations` in one transaction (timed), as
-   `svarbot invite` does it;
+   queued by `bot.mail.outgoing.queue_invitations` in chunks of 500, each its own transaction
+   (timed), as the campaign clock's wave does it;
 2. bare (before the send, which clears the bodies): aiosmtplib alone sends the first
    `--bare-n` of the queued messages, rendered beforehand, over the same connections to the
    same sink (a subset, so the baseline does not double the run time; its rate is per
@@ -74,6 +74,12 @@ def _rss_mb() -> float:
 # --- phases ---------------------------------------------------------------------------------
 
 
+#: Rows inserted per transaction while setting up (not timed).
+INSERT_CHUNK = 10_000
+#: Invitations queued per transaction, as the campaign's wave does.
+WAVE_CHUNK = 500
+
+
 def enqueue_phase(path: str, n: int, _port: int, _connections: int) -> Phase:
     url = f"sqlite:///{path}"
     init_database(url)
@@ -81,25 +87,35 @@ def enqueue_phase(path: str, n: int, _port: int, _connections: int) -> Phase:
     factory = session_factory(engine)
     try:
         with transaction(factory) as session:
-            survey = ensure_survey(session, SURVEY, QUESTIONNAIRE)
-            session.execute(Respondent.__table__.insert(), [
-                {"email": f"leder{i}@kommune{i % 356}.example", "name": f"Leder Nummer{i}",
-                 "role": "unit_leader", "municipality_no": f"{i % 356:04d}",
-                 "municipality_name": f"Kommune {i % 356}", "county": "Vestland",
-                 "size_class": "medium", "landsdel": "Vestlandet", "lang": "nb",
-                 "updated_at": NOW} for i in range(n)])
-            session.execute(Invitation.__table__.insert(), [
-                {"respondent_id": rid, "survey_id": survey.id, "token": new_token(),
-                 "status": InvitationStatus.PENDING.value, "reminders_sent": 0,
-                 "email_address": email, "answered_from_other_address": False,
-                 "created_at": NOW, "updated_at": NOW}
-                for rid, email in session.execute(select(Respondent.id, Respondent.email))])
+            survey_id = ensure_survey(session, SURVEY, QUESTIONNAIRE).id
+        for first in range(0, n, INSERT_CHUNK):  # not timed; chunked to keep memory flat
+            with transaction(factory) as session:
+                ids = session.scalars(Respondent.__table__.insert().returning(
+                    Respondent.__table__.c.id), [
+                    {"email": f"leder{i}@kommune{i % 356}.example", "name": f"Leder Nummer{i}",
+                     "role": "unit_leader", "municipality_no": f"{i % 356:04d}",
+                     "municipality_name": f"Kommune {i % 356}", "county": "Vestland",
+                     "size_class": "medium", "landsdel": "Vestlandet", "lang": "nb",
+                     "updated_at": NOW} for i in range(first, min(n, first + INSERT_CHUNK))]
+                ).all()
+                session.execute(Invitation.__table__.insert(), [
+                    {"respondent_id": rid, "survey_id": survey_id, "token": new_token(),
+                     "status": InvitationStatus.PENDING.value, "reminders_sent": 0,
+                     "email_address": f"leder{rid - 1}@kommune{(rid - 1) % 356}.example",
+                     "answered_from_other_address": False, "created_at": NOW,
+                     "updated_at": NOW} for rid in ids])
         context = SurveyContext(settings=SurveySettings(id=SURVEY, questionnaire=QUESTIONNAIRE),
                                 questionnaire=load_shipped(QUESTIONNAIRE))
         store = AnswerStore(LinkKey(b"bench-link-key-0123456789"))
         started = time.perf_counter()
-        with transaction(factory) as session:
-            queued = queue_invitations(session, settings_for(1, 1), context, store, now=NOW)
+        queued = 0
+        while True:  # the wave in chunks, each its own transaction, as the campaign clock does
+            with transaction(factory) as session:
+                done = queue_invitations(session, settings_for(1, 1), context, store, now=NOW,
+                                         limit=WAVE_CHUNK)
+            queued += done
+            if done == 0:
+                break
         seconds = time.perf_counter() - started
     finally:
         engine.dispose()

@@ -51,6 +51,7 @@ from bot.mail.outgoing import (
     queue_mail,
     reminder_key,
     session_language,
+    sql_invitation_key,
 )
 from bot.plan import Plan, closed_reason, next_opening, plan_from_settings, reminder_at
 from flows.engine import advance
@@ -145,11 +146,6 @@ def _open_in_db(session: Session, survey_id: str) -> bool:
 # --- keys in SQL ----------------------------------------------------------------------------
 
 
-def _sql_invitation_key() -> ColumnElement[str]:
-    """`invitation_key(Invitation.id)` as SQL, so the outbox's unique key index finds the row."""
-    return literal("invitation:") + cast(Invitation.id, String)
-
-
 def _sql_last_reminder_key() -> ColumnElement[str]:
     """The key of the invitation's latest reminder (`reminder:<id>:<reminders_sent>`)."""
     return (literal("reminder:") + cast(Invitation.id, String) + literal(":")
@@ -200,7 +196,7 @@ def _unqueued(session: Session, survey_id: str,
     Skipping those already queued keeps a tick cheap while a wave of thousands drains
     through the sender (they stay pending until sent).
     """
-    queued = exists().where(OutboxMessage.idempotency_key == _sql_invitation_key())
+    queued = exists().where(OutboxMessage.idempotency_key == sql_invitation_key())
     return [(invitation, respondent) for invitation, respondent in session.execute(
         select(Invitation, Respondent)
         .join(Respondent, Respondent.id == Invitation.respondent_id)
@@ -253,7 +249,7 @@ def _states(survey_id: str, statuses: Sequence[InvitationStatus],
     The invitation's and the latest reminder's times come from the outbox by key (a unique
     index), and the open desk query from an indexed EXISTS: no query per invitation.
     """
-    invited_at = _sent_or_queued_at(_sql_invitation_key())
+    invited_at = _sent_or_queued_at(sql_invitation_key())
     last_reminder_at = _sent_or_queued_at(_sql_last_reminder_key())
     return (select(Invitation.id, Invitation.status, Invitation.reminders_sent,
                    Invitation.away_until, Respondent.county, invited_at.label("invited_at"),
@@ -287,7 +283,7 @@ def _reminder_prefilter(plan: Plan, now: dt.datetime) -> list[ColumnElement[bool
     (due no sooner than the days after the invitation, the gap after the previous reminder,
     the day after an absence), with slack for changes of clocks.
     """
-    invited_at = _sent_or_queued_at(_sql_invitation_key())
+    invited_at = _sent_or_queued_at(sql_invitation_key())
     last_reminder_at = _sent_or_queued_at(_sql_last_reminder_key())
     by_count = [and_(Invitation.reminders_sent == sent,
                      invited_at <= now - dt.timedelta(days=days) + _PREFILTER_SLACK)

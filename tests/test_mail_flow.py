@@ -375,3 +375,21 @@ def test_the_quarantine_can_be_listed_saved_and_released(tmp_path: Path, world) 
     assert released.exit_code == 0, released.output
     assert released.output.startswith("1 of 1")
     assert _inbox(factory, inbox_id).status == InboxStatus.RECEIVED
+
+
+def test_invitations_queued_in_batches_take_the_next_ones(engine: Engine) -> None:
+    settings = Settings(surveys=(SurveySettings(id=SURVEY, questionnaire=SURVEY),))
+    factory = session_factory(engine)
+    store = AnswerStore(LinkKey(TEST_KEY_TEXT.encode()))
+    context = SurveyContext(settings=settings.surveys[0], questionnaire=load_shipped(SURVEY))
+    with transaction(factory) as session:
+        add_people(session, SURVEY, 5)
+    batches = []
+    for _ in range(4):  # `svarbot invite --limit 2`, four times
+        with transaction(factory) as session:
+            batches.append(queue_invitations(session, settings, context, store, now=NOW,
+                                             limit=2))
+    assert batches == [2, 2, 1, 0]
+    with factory() as session:
+        keys = sorted(session.scalars(select(OutboxMessage.idempotency_key)))
+    assert keys == [f"invitation:{i}" for i in range(1, 6)]

@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, String, cast, exists, literal, select
 from sqlalchemy.orm import Session
 
 from bot.config import Settings, SurveySettings
@@ -119,6 +119,15 @@ def reminder_key(invitation_id: int, n: int) -> str:
     return f"reminder:{invitation_id}:{n}"
 
 
+def sql_invitation_key() -> ColumnElement[str]:
+    """`invitation_key(Invitation.id)` as SQL, so the outbox's unique key index finds the row.
+
+    Invitations stay pending until their message is sent, so "already queued" is asked of the
+    outbox: a second `svarbot invite --limit N` then takes the next N, not the same ones.
+    """
+    return literal("invitation:") + cast(Invitation.id, String)
+
+
 def queue_invitations(session: Session, settings: Settings, survey: SurveyContext,
                       store: AnswerStore, *, now: dt.datetime, limit: int | None = None) -> int:
     """Start the conversation of every pending email invitation and queue its first message.
@@ -126,11 +135,12 @@ def queue_invitations(session: Session, settings: Settings, survey: SurveyContex
     The invitation carries the first page, so that a reply is all it takes. Returns how many
     were queued; a second run queues none (the key is the invitation).
     """
+    already = exists().where(OutboxMessage.idempotency_key == sql_invitation_key())
     query = (select(Invitation, Respondent)
              .join(Respondent, Respondent.id == Invitation.respondent_id)
              .where(Invitation.survey_id == survey.settings.id,
                     Invitation.status == InvitationStatus.PENDING,
-                    Invitation.email_address.is_not(None))
+                    Invitation.email_address.is_not(None), ~already)
              .order_by(Invitation.id))
     if limit is not None:
         query = query.limit(limit)
