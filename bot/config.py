@@ -276,6 +276,9 @@ class SmtpSettings(_Section):
     timeout: float = Field(default=60.0, gt=0)
     #: A message that keeps failing with 4xx/connection errors is given up (dead) after this.
     retry_for_hours: float = Field(default=48.0, gt=0)
+    #: How long a claimed message belongs to its worker; a dead worker's messages are taken
+    #: over (and possibly sent again, with the same Message-ID) when it runs out.
+    lease_seconds: int = Field(default=300, ge=10, le=86_400)
 
 
 class ImapSettings(_Section):

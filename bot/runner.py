@@ -26,6 +26,7 @@ import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -79,7 +80,8 @@ class Service:
 
     def __post_init__(self) -> None:
         self.sender = Sender(session_factory=self.session_factory, settings=self.settings,
-                             worker=self.worker)
+                             worker=self.worker,
+                             lease=timedelta(seconds=self.settings.email.smtp.lease_seconds))
         self.dispatcher = Dispatcher(session_factory=self.session_factory,
                                      settings=self.settings, store=self.store,
                                      surveys=self.surveys, on_queued=self.sender.notify)
