@@ -53,7 +53,14 @@ from bot.mail.outgoing import (
     session_language,
     sql_invitation_key,
 )
-from bot.plan import Plan, closed_reason, next_opening, plan_from_settings, reminder_at
+from bot.plan import (
+    Plan,
+    closed_reason,
+    is_open,
+    next_opening,
+    plan_from_settings,
+    reminder_at,
+)
 from flows.engine import advance
 from flows.events import Reminder
 from flows.session import from_json, new_session
@@ -182,11 +189,53 @@ def due_invitations(session_factory: sessionmaker[Session], settings: Settings,
         plan = _running(survey.settings, now)
         if plan is None:
             continue
+        held = hold_outside_window(session_factory, survey.settings.id, plan, now=now)
+        if held:
+            log.info("survey %s: %d messages wait for the send window to open", survey_id,
+                     held)
         count = _wave(session_factory, settings, survey, plan, store, now)
         if count:
             log.info("survey %s: %d invitations queued", survey_id, count)
         queued += count
     return queued
+
+
+#: Kinds of message that keep to the send window. Pages, confirmations and "closed" answer
+#: a respondent's own mail and go at once, whatever the hour.
+WINDOWED_KINDS = ("invitation", "reminder")
+
+
+def hold_outside_window(session_factory: sessionmaker[Session], survey_id: str, plan: Plan, *,
+                        now: dt.datetime) -> int:
+    """Move queued invitations and reminders that are due while the window is closed to its
+    next opening (per county); how many were moved.
+
+    Rows get their window when they are queued, but a long wave (30 a minute from Exchange
+    takes hours) or a retry can come due after closing time: this tick puts them off again.
+    """
+    waiting = (OutboxStatus.QUEUED, OutboxStatus.RETRY)
+    moved = 0
+    with transaction(session_factory) as session:
+        due = (select(OutboxMessage.id, Respondent.county)
+               .join(Invitation, Invitation.id == OutboxMessage.invitation_id)
+               .join(Respondent, Respondent.id == Invitation.respondent_id)
+               .where(Invitation.survey_id == survey_id,
+                      OutboxMessage.kind.in_(WINDOWED_KINDS),
+                      OutboxMessage.status.in_(waiting), OutboxMessage.next_attempt_at <= now))
+        by_county: dict[str, list[int]] = {}
+        for outbox_id, county in session.execute(due):
+            by_county.setdefault(county, []).append(outbox_id)
+        for county, ids in by_county.items():
+            if is_open(plan.window, now, county=county):
+                continue
+            opening = next_opening(plan.window, now, county=county)
+            for first in range(0, len(ids), CHUNK):
+                session.execute(update(OutboxMessage)
+                                .where(OutboxMessage.id.in_(ids[first:first + CHUNK]))
+                                .values(next_attempt_at=opening)
+                                .execution_options(synchronize_session=False))
+            moved += len(ids)
+    return moved
 
 
 def _unqueued(session: Session, survey_id: str,

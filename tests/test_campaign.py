@@ -42,7 +42,7 @@ from flows.session import from_json
 from storage.answers import AnswerStore, LinkKey
 from storage.db import session_factory, transaction
 from storage.migrate import init_database, open_database
-from storage.outbox import history, mark_sent
+from storage.outbox import enqueue, history, mark_sent
 from storage.schema import (
     DeskQuery,
     Invitation,
@@ -221,6 +221,28 @@ def test_a_wave_outside_the_window_waits_for_the_next_opening(
         assert row.next_attempt_at.replace(tzinfo=dt.UTC) == opening
         assert row.deadline_at is not None
         assert row.deadline_at.replace(tzinfo=dt.UTC) == opening + dt.timedelta(hours=48)
+
+
+def test_invitations_still_queued_at_closing_time_wait_for_the_next_opening(
+        world: Callable[..., World]) -> None:
+    """A wave that has not drained by 15:00 (or a retry due at night) is put off again;
+    a page answering a respondent's own reply is not."""
+    w = world(2)
+    assert w.wave(oslo(10, 14, 9)) == 2
+    with transaction(w.factory) as session:
+        enqueue(session, idempotency_key="reply:test", channel="email", kind="page",
+                recipient="leder0@kommune0.example", payload={}, invitation_id=w.ids[0],
+                now=oslo(10, 14, 15, 30))
+    assert w.wave(oslo(10, 14, 15, 30)) == 0
+    tuesday = oslo(10, 15, 8)
+    assert [r.next_attempt_at.replace(tzinfo=dt.UTC) for r in w.rows("invitation")] == \
+        [tuesday, tuesday]
+    (page,) = w.rows("page")
+    assert page.next_attempt_at.replace(tzinfo=dt.UTC) == oslo(10, 14, 15, 30)
+    # Inside the window nothing is moved.
+    assert w.wave(tuesday) == 0
+    assert [r.next_attempt_at.replace(tzinfo=dt.UTC) for r in w.rows("invitation")] == \
+        [tuesday, tuesday]
 
 
 def test_no_wave_for_a_closed_survey_or_after_the_close(lite: Callable[..., World]) -> None:
