@@ -589,3 +589,30 @@ def test_stopping_finishes_messages_in_flight_and_hands_back_the_rest(
         waiting = session.scalars(select(OutboxMessage)
                                   .where(OutboxMessage.status == "queued")).all()
         assert {(m.attempts, m.claimed_by) for m in waiting} == {(0, None)}
+
+
+@pytest.mark.parametrize("kind", ["invitation", "reminder", "page", "confirmation", "closed"])
+@pytest.mark.parametrize("lang", ["nb", "nn", "en"])
+def test_composed_messages_take_the_fast_path_with_the_generators_bytes(kind: str,
+                                                                          lang: str) -> None:
+    """The direct writer for compose's messages gives exactly the generator's bytes."""
+    from bot.config import EmailSettings
+    from bot.mail.compose import render as compose
+    from bot.mail.sender import _composed_wire
+
+    token = "abcdefghijklmnopqrstuvwxyz234567"  # noqa: S105 - an invitation token
+    mail = OutgoingMail(kind=kind, lang=lang, token=token,
+                        to_address="leder0@kommune0.example", to_name="Åse Ødegård-Lie",
+                        survey_title="Innovasjonsbarometeret 2020",
+                        prompts=("Velkommen.\r\nLinje to\rog tre\n\n", "Æ ø å " * 40,
+                                 "1. Spørsmål\n   1) ja\n   2) nei"),
+                        progress=(3, 31), contact="Kari Nordmann, KS",
+                        in_reply_to="<a@b.example>", references=("<r@b.example>",))
+    for redirect in (None, "test@svarbot.localhost"):
+        message = compose(mail, message_id="<m1@svarbot.localhost>",
+                          settings=EmailSettings(unsubscribe_url="https://x.example/u/{token}"),
+                          redirect_to=redirect, now=START)
+        fast = _composed_wire(message)
+        assert fast is not None
+        assert fast == message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+        assert wire_bytes(message) == fast

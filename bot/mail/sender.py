@@ -50,7 +50,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.generator import BytesGenerator
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from email.utils import parseaddr
 from typing import TypeVar
 
@@ -157,11 +157,60 @@ class _WireGenerator(BytesGenerator):
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
 
+def _folded_headers(message: Message) -> str | None:
+    """The message's headers as the generator writes them, if every one is pre-folded."""
+    lines = []
+    for _name, value in message.raw_items():
+        folded = getattr(value, "folded", None)
+        if not isinstance(folded, str):
+            return None
+        lines.append(folded)
+    return "".join(lines)
+
+
+def _composed_wire(message: EmailMessage) -> bytes | None:
+    """The bytes of a message as `bot.mail.compose` builds it, without the generator.
+
+    That shape only: a multipart whose headers and whose text parts' headers are all folded
+    already, and parts with string payloads and no preamble or epilogue. Anything else gives
+    None (and goes through the generator). What the generator writes for that shape: the
+    headers, a blank line, each part after `--boundary`, the closing `--boundary--`.
+    """
+    boundary = message.get_boundary()
+    parts = message.get_payload()
+    head = _folded_headers(message)
+    if (head is None or boundary is None or not isinstance(parts, list) or not parts
+            or message.preamble is not None or message.epilogue is not None):
+        return None
+    chunks = [head, "\n--", boundary, "\n"]
+    for index, part in enumerate(parts):
+        part_head = _folded_headers(part)
+        payload = part.get_payload()
+        if (part_head is None or not isinstance(payload, str) or part.is_multipart()
+                or part.preamble is not None or part.epilogue is not None):
+            return None
+        if index:
+            chunks += ["\n--", boundary, "\n"]
+        chunks += [part_head, "\n", payload]
+    chunks += ["\n--", boundary, "--\n"]
+    return _LINE_END.sub("\r\n", "".join(chunks)).encode("ascii")
+
+
 def wire_bytes(message: EmailMessage) -> bytes:
     """The message as it goes on the wire (CRLF line ends): what is sent, and what DKIM signs.
 
     The same bytes as `message.as_bytes(policy=message.policy.clone(linesep="\\r\\n"))`.
+    A message built by `bot.mail.compose` (pre-folded headers, quoted-printable parts) is
+    written directly, at a fraction of the generator's cost; tests hold the two to the same
+    bytes.
     """
+    if message.policy.linesep in ("\n", "\r\n"):
+        try:
+            fast = _composed_wire(message)
+        except UnicodeEncodeError:  # a non-ASCII payload: the generator knows what to do
+            fast = None
+        if fast is not None:
+            return fast
     out = io.BytesIO()
     generator = _WireGenerator(out, mangle_from_=False,
                                policy=message.policy.clone(linesep="\r\n"))
