@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parseaddr
@@ -37,6 +38,7 @@ from pathlib import Path
 
 import aiosmtplib
 from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings, SurveySettings
 from bot.mail.outgoing import SurveyContext, queue_invitations
@@ -110,12 +112,15 @@ def build_database(path: Path, n: int) -> dict[str, float]:
     return took
 
 
-def prerender(path: Path, settings: Settings) -> list[tuple[str, bytes]]:
-    """Each queued row as (recipient, wire bytes), rendered the way the sender renders it."""
+def prerender(path: Path, settings: Settings,
+              limit: int | None = None) -> list[tuple[str, bytes]]:
+    """The first `limit` (default: all) queued rows as (recipient, wire bytes), rendered the
+    way the sender renders them."""
     engine = open_database(f"sqlite:///{path}")
     try:
         with transaction(session_factory(engine)) as session:
-            rows = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
+            rows = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)
+                                   .limit(limit)).all()
             claimed = [Claimed(id=r.id, channel=r.channel, kind=r.kind, recipient=r.recipient,
                                message_id=r.message_id, payload=r.payload, attempts=1,
                                invitation_id=r.invitation_id, created_at=r.created_at,
@@ -188,14 +193,12 @@ def bare_phase(port: int, connections: int, path: Path, trace: bool) -> Measured
     return Measured(seconds, sent, cpu, before, _rss_mb(), heap)
 
 
-async def _drain(sender: Sender, factory: object, total: int) -> int:
-    from sqlalchemy.orm import Session, sessionmaker
-
-    assert isinstance(factory, sessionmaker)
-    typed: sessionmaker[Session] = factory
+async def drain(sender: Sender, factory: sessionmaker[Session], total: int, *,
+                progress: Callable[[int], None] | None = None) -> int:
+    """Run `sender` until `total` rows are sent; `progress(sent)` is called on every look."""
 
     def sent() -> int:
-        with transaction(typed) as session:
+        with transaction(factory) as session:
             return int(session.scalar(select(func.count()).select_from(OutboxMessage)
                                       .where(OutboxMessage.status == "sent")) or 0)
 
@@ -206,6 +209,8 @@ async def _drain(sender: Sender, factory: object, total: int) -> int:
             if task.done():
                 task.result()
                 raise RuntimeError(f"the sender stopped after {done} of {total}")
+            if progress is not None:
+                progress(done)
             await asyncio.sleep(0.1)
     finally:
         stop.set()
@@ -225,7 +230,7 @@ def sender_phase(port: int, connections: int, path: Path, trace: bool) -> Measur
         if trace:
             tracemalloc.start()
         started, cpu = time.perf_counter(), _cpu()
-        sent = asyncio.run(_drain(sender, factory, total))
+        sent = asyncio.run(drain(sender, factory, total))
         seconds, cpu = time.perf_counter() - started, _cpu() - cpu
         heap = tracemalloc.get_traced_memory()[1] / 2**20 if trace else None
     finally:

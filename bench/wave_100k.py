@@ -40,19 +40,19 @@ from mail_outbound import (
     SURVEY,
     Sink,
     _bare,
+    drain,
+    prerender,
     settings_for,
 )
 
 from bot.config import SurveySettings
 from bot.mail.outgoing import SurveyContext, queue_invitations
-from bot.mail.ratelimit import SystemClock
-from bot.mail.sender import Sender, compose_render, wire_bytes
+from bot.mail.sender import Sender
 from flows.loader import load_shipped
 from storage.answers import AnswerStore, LinkKey
 from storage.db import session_factory, transaction
 from storage.identity import ensure_survey
 from storage.migrate import init_database, open_database
-from storage.outbox import Claimed
 from storage.schema import Invitation, InvitationStatus, OutboxMessage, Respondent
 from storage.tokens import new_token
 
@@ -122,38 +122,6 @@ def enqueue_phase(path: str, n: int, _port: int, _connections: int) -> Phase:
     return Phase(seconds, queued, _rss_mb())
 
 
-async def _drain(sender: Sender, factory: object, total: int) -> int:
-    from sqlalchemy.orm import Session, sessionmaker
-
-    if not isinstance(factory, sessionmaker):
-        raise TypeError("a sessionmaker is needed")
-    typed: sessionmaker[Session] = factory
-
-    def sent() -> int:
-        with transaction(typed) as session:
-            return int(session.scalar(select(func.count()).select_from(OutboxMessage)
-                                      .where(OutboxMessage.status == "sent")) or 0)
-
-    stop = asyncio.Event()
-    task = asyncio.create_task(sender.run(stop))
-    started = last = time.perf_counter()
-    try:
-        while (done := await asyncio.to_thread(sent)) < total:
-            if task.done():
-                task.result()
-                raise RuntimeError(f"the sender stopped after {done} of {total}")
-            if time.perf_counter() - last >= PROGRESS_SECONDS:
-                last = time.perf_counter()
-                elapsed = last - started
-                print(f"  sent {done:>7} of {total} in {elapsed:6.1f} s "
-                      f"({done / elapsed:5.0f}/s, rss {_rss_mb():.0f} MB)", flush=True)
-            await asyncio.sleep(0.2)
-    finally:
-        stop.set()
-        await task
-    return done
-
-
 def send_phase(path: str, _n: int, port: int, connections: int) -> Phase:
     engine = open_database(f"sqlite:///{path}")
     try:
@@ -162,8 +130,17 @@ def send_phase(path: str, _n: int, port: int, connections: int) -> Phase:
             total = int(session.scalar(select(func.count()).select_from(OutboxMessage)) or 0)
         sender = Sender(session_factory=factory, settings=settings_for(port, connections),
                         worker="bench")
-        started = time.perf_counter()
-        sent = asyncio.run(_drain(sender, factory, total))
+        started = last = time.perf_counter()
+
+        def progress(done: int) -> None:
+            nonlocal last
+            if time.perf_counter() - last >= PROGRESS_SECONDS:
+                last = time.perf_counter()
+                elapsed = last - started
+                print(f"  sent {done:>7} of {total} in {elapsed:6.1f} s "
+                      f"({done / elapsed:5.0f}/s, rss {_rss_mb():.0f} MB)", flush=True)
+
+        sent = asyncio.run(drain(sender, factory, total, progress=progress))
         seconds = time.perf_counter() - started
     finally:
         engine.dispose()
@@ -173,23 +150,7 @@ def send_phase(path: str, _n: int, port: int, connections: int) -> Phase:
 def bare_phase(path: str, n: int, port: int, connections: int) -> Phase:
     """The first `n` queued messages, pre-rendered, sent by a bare aiosmtplib loop."""
     settings = settings_for(port, connections)
-    engine = open_database(f"sqlite:///{path}")
-    try:
-        with transaction(session_factory(engine)) as session:
-            rows = session.execute(select(
-                OutboxMessage.id, OutboxMessage.kind, OutboxMessage.recipient,
-                OutboxMessage.message_id, OutboxMessage.payload, OutboxMessage.invitation_id,
-                OutboxMessage.created_at).order_by(OutboxMessage.id).limit(n)).all()
-    finally:
-        engine.dispose()
-    render = compose_render(settings, SystemClock())
-    messages = []
-    for row in rows:
-        message, recipients = render(Claimed(
-            id=row.id, channel="email", kind=row.kind, recipient=row.recipient,
-            message_id=row.message_id, payload=row.payload, attempts=1,
-            invitation_id=row.invitation_id, created_at=row.created_at, deadline_at=None))
-        messages.append((recipients[0], wire_bytes(message)))
+    messages = prerender(Path(path), settings, limit=n)
     mail_from = parseaddr(settings.email.from_address)[1]
     started = time.perf_counter()
     sent = asyncio.run(_bare(port, connections, messages, mail_from,

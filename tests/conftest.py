@@ -1,11 +1,16 @@
-"""Shared test setup: Hypothesis profiles and the golden-file update switch."""
+"""Shared test setup: Hypothesis profiles, the golden-file update switch, an SMTP sink."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+if TYPE_CHECKING:
+    from smtp_servers import SmtpSink
 
 settings.register_profile("dev", max_examples=60, deadline=None)
 settings.register_profile("ci", max_examples=200, deadline=None,
@@ -22,3 +27,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def update_golden(request: pytest.FixtureRequest) -> bool:
     """True when golden files should be rewritten instead of compared."""
     return bool(request.config.getoption("--update-golden"))
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    """A real SMTP server on a free loopback port that records what it receives."""
+    from smtp_servers import SmtpSink
+
+    with SmtpSink() as server:
+        yield server

@@ -36,9 +36,9 @@ from pathlib import Path
 
 import pytest
 from smtp_servers import SmtpSink
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
-from storage_support import TEST_KEY_TEXT
+from storage_support import TEST_KEY_TEXT, bulk_people
 
 from bot.config import Settings
 from bot.mail.clients import compose_reply
@@ -46,10 +46,8 @@ from bot.mail.dispatch import Dispatcher
 from bot.mail.outgoing import SurveyContext, queue_invitations
 from bot.mail.sender import Sender
 from flows.loader import load_shipped
-from storage import tokens
 from storage.answers import AnswerStore, LinkKey
 from storage.db import session_factory, transaction
-from storage.identity import ensure_survey
 from storage.inbox import message_id_of, store_inbound
 from storage.migrate import init_database, open_database
 from storage.schema import (
@@ -57,11 +55,8 @@ from storage.schema import (
     InboxEvent,
     InboxMessage,
     InboxStatus,
-    Invitation,
-    InvitationStatus,
     OutboxMessage,
     OutboxStatus,
-    Respondent,
     Response,
 )
 
@@ -123,12 +118,6 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with SmtpSink() as server:
-        yield server
-
-
-@pytest.fixture
 def database(tmp_path: Path) -> Iterator[tuple[str, sessionmaker[Session]]]:
     url = f"sqlite:///{tmp_path / 'svarbot.db'}"
     init_database(url)
@@ -143,23 +132,6 @@ def _count(factory: sessionmaker[Session], query: object) -> int:
 
 
 # --- (a) sending ----------------------------------------------------------------------------
-
-
-def _bulk_people(factory: sessionmaker[Session], count: int) -> None:
-    """`count` pending email invitations, like `add_people` makes them but in two INSERTs."""
-    with transaction(factory) as session:
-        ensure_survey(session, SURVEY, SURVEY)
-        session.execute(insert(Respondent), [
-            {"id": i + 1, "name": f"Leder Nummer{i}", "email": f"leder{i}@kommune{i}.example",
-             "role": "unit_leader", "municipality_no": f"{1000 + i % 9000:04d}",
-             "municipality_name": f"Kommune{i}", "county": "Viken", "size_class": "medium",
-             "landsdel": "Østlandet", "sector": "helse", "unit_type": "sykehjem", "lang": "nb"}
-            for i in range(count)])
-        session.execute(insert(Invitation), [
-            {"respondent_id": i + 1, "survey_id": SURVEY, "token": tokens.new_token(),
-             "status": InvitationStatus.PENDING, "reminders_sent": 0,
-             "email_address": f"leder{i}@kommune{i}.example",
-             "answered_from_other_address": False} for i in range(count)])
 
 
 def _expire_leases(factory: sessionmaker[Session], worker: str) -> int:
@@ -177,7 +149,7 @@ def test_a_killed_sender_delivers_everything_and_resends_only_identical_messages
         sink: SmtpSink, database: tuple[str, sessionmaker[Session]], tmp_path: Path) -> None:
     total = INVITATIONS
     url, factory = database
-    _bulk_people(factory, total)
+    bulk_people(factory, SURVEY, total)
     config = _config(tmp_path, url, sink)
     invite = subprocess.run([sys.executable, "-m", "bot", "invite", SURVEY, "--config",
                              str(config)], env=_env(), capture_output=True, check=False,
@@ -241,7 +213,7 @@ def _replies(factory: sessionmaker[Session], sink: SmtpSink, count: int) -> None
                                     "connections": CONNECTIONS}}})
     store = AnswerStore(LinkKey(TEST_KEY_TEXT.encode()))
     context = SurveyContext(settings=settings.surveys[0], questionnaire=load_shipped(SURVEY))
-    _bulk_people(factory, count)
+    bulk_people(factory, SURVEY, count)
     with transaction(factory) as session:
         queue_invitations(session, settings, context, store, now=dt.datetime.now(dt.UTC))
     sender = Sender(session_factory=factory, settings=settings, worker="setup",

@@ -19,22 +19,19 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.policy import compat32
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pytest
 from smtp_servers import SmtpSink
-from sqlalchemy import create_engine, func, insert, select, text, update
+from sqlalchemy import create_engine, func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
-from storage_support import TEST_KEY_TEXT
+from storage_support import TEST_KEY_TEXT, bulk_people
 
-from storage import tokens
 from storage.db import session_factory, transaction
-from storage.identity import ensure_survey
 from storage.migrate import init_database, open_database
-from storage.schema import Invitation, InvitationStatus, OutboxMessage, OutboxStatus, Respondent
+from storage.schema import Invitation, InvitationStatus, OutboxMessage, OutboxStatus
 
 pytest_plugins = ["storage_backends"]  # the PostgreSQL fixtures
 
@@ -74,22 +71,6 @@ logging:
     return config
 
 
-def _people(factory: sessionmaker[Session], count: int) -> None:
-    with transaction(factory) as session:
-        ensure_survey(session, SURVEY, SURVEY)
-        session.execute(insert(Respondent), [
-            {"id": i + 1, "name": f"Leder Nummer{i}", "email": f"leder{i}@kommune{i}.example",
-             "role": "unit_leader", "municipality_no": f"{1000 + i:04d}",
-             "municipality_name": f"Kommune{i}", "county": "Oslo", "size_class": "medium",
-             "landsdel": "Østlandet", "sector": "helse", "unit_type": "sykehjem", "lang": "nb"}
-            for i in range(count)])
-        session.execute(insert(Invitation), [
-            {"respondent_id": i + 1, "survey_id": SURVEY, "token": tokens.new_token(),
-             "status": InvitationStatus.PENDING, "reminders_sent": 0,
-             "email_address": f"leder{i}@kommune{i}.example",
-             "answered_from_other_address": False} for i in range(count)])
-
-
 def _wait(what: str, done: Callable[[], bool], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not done():
@@ -117,19 +98,13 @@ def _count_sent(factory: sessionmaker[Session]) -> int:
             OutboxMessage.status == OutboxStatus.SENT)) or 0)
 
 
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with SmtpSink() as server:
-        yield server
-
-
 def test_the_wave_goes_out_once_when_the_leader_is_killed(
         sink: SmtpSink, postgres_database: str, tmp_path: Path) -> None:
     url = postgres_database
     init_database(url)
     engine = open_database(url)
     factory = session_factory(engine)
-    _people(factory, INVITATIONS)
+    bulk_people(factory, SURVEY, INVITATIONS)
     config = _config(tmp_path, url, sink)
     env = {**os.environ, "SVARBOT_LINK_KEY": TEST_KEY_TEXT}
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,12 +54,6 @@ ANSWERED_NUMBER = "9173"
 QUESTION_WORD = "Sebrastripete"
 #: A word in a mail that is quarantined (its raw bytes are kept).
 QUARANTINED_WORD = "Hemmeligord"
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with SmtpSink() as server:
-        yield server
 
 
 def _settings(sink: SmtpSink, url: str) -> Settings:

@@ -58,12 +58,6 @@ PASSWORD_ENV = "SVARBOT_TEST_IMAP_PASSWORD"  # noqa: S105 - the name of a variab
 
 
 @pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with SmtpSink() as server:
-        yield server
-
-
-@pytest.fixture
 def factory(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
     url = f"sqlite:///{tmp_path / 'svarbot.db'}"
     init_database(url)

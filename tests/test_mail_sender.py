@@ -76,12 +76,6 @@ def render(item: Claimed) -> tuple[EmailMessage, list[str]]:
 
 
 @pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with SmtpSink() as server:
-        yield server
-
-
-@pytest.fixture
 def db(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
     url = f"sqlite:///{tmp_path / 'sender.db'}"
     init_database(url)
