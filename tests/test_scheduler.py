@@ -106,6 +106,19 @@ class Recorder:
             return len(self.starts)
 
 
+async def wake_until(clocks: list[CampaignClock], condition: Callable[[], bool],
+                     within: float = 5.0) -> None:
+    """Wake the wave job until `condition` holds. A wake that lands while a clock still counts
+    its previous run as running is skipped (max_instances=1), so wake again until it ran."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {within} s")
+        for c in clocks:
+            c.wake("due-invitations")
+        await asyncio.sleep(0.1)
+
+
 async def until(condition: Callable[[], bool], within: float = 5.0) -> None:
     deadline = time.monotonic() + within
     while not condition():
@@ -173,9 +186,7 @@ def test_the_real_wave_missed_during_downtime_goes_once_even_with_two_clocks(
             c.start()
         await until(lambda: len(keys()) == 6)
         await until(lambda: len(runs) == 12)
-        for c in clocks:
-            c.wake("due-invitations")
-        await until(lambda: runs.count("due-invitations") == 5)
+        await wake_until(clocks, lambda: runs.count("due-invitations") >= 5)
         for c in clocks:
             await c.stop()
 
@@ -204,12 +215,13 @@ def test_a_wave_whose_start_passed_during_downtime_is_sent_once_at_start_up(
         after = CampaignClock([Tick("due-invitations", job, 3600)], now=now)
         after.start()
         await until(lambda: len(job.results) == 2)
-        after.wake()  # another tick: nothing left to send
-        await until(lambda: len(job.results) == 3)
+        # Another tick: nothing left to send.
+        await wake_until([after], lambda: len(job.results) >= 3)
         await after.stop()
 
     asyncio.run(scenario())
-    assert job.results == [0, 5, 0]
+    assert job.results[:2] == [0, 5]
+    assert set(job.results[2:]) == {0}
     assert sent_ids(wave_db) == [1, 2, 3, 4, 5]
 
 
@@ -332,8 +344,7 @@ def test_after_is_told_when_a_job_did_something(wave_db: Engine) -> None:
                               after=lambda job_id, result: told.append((job_id, result)))
         clock.start()
         await until(lambda: len(job.results) == 1)
-        clock.wake("due-invitations")
-        await until(lambda: len(job.results) == 2)
+        await wake_until([clock], lambda: len(job.results) >= 2)
         await clock.stop()
 
     asyncio.run(scenario())
