@@ -47,6 +47,7 @@ __all__ = [
     "normalise",
     "read_answer",
     "read_grid_line",
+    "read_lettered_rows",
     "read_row",
 ]
 
@@ -637,6 +638,58 @@ def read_grid_line(item: Item, text: str) -> list[Reading] | None:
         reading = known.get(value)
         readings.append(read_row(item, value) if reading is None else reading)
     return readings
+
+
+#: Where a grid row's letter starts an entry of a one-line answer: an ASCII letter standing
+#: alone (after the start, a space, a comma or a semicolon), then a separator, a space, a digit
+#: or the end: "a 3", "a3", "a: 3", "b) nei", "c=2", "d - 4". A dash counts as a separator
+#: only before a space, so that "a -1" keeps its minus. No IGNORECASE: it would let the Kelvin
+#: sign and other look-alikes in as letters.
+_ROW_ENTRY_RE = re.compile(
+    r"(?<![^\s,;])([a-zA-Z])(?=[\s0-9:).=?\-\u2013\u2014]|$)\s{0,3}"
+    r"(?:[:).=]|[-\u2013\u2014](?=\s))?"
+)
+#: What may stand between two entries besides spaces: "a 3, b 4", "a 3 og b 4".
+_ENTRY_GAP = " \t,;"
+_ENTRY_JOINERS = frozenset({"og", "and", "&", "samt", "+"})
+
+
+def read_lettered_rows(item: Item, text: str) -> list[tuple[int, str]] | None:
+    """Grid rows answered on one line by their letters: `a 3, b 4, c 2`, `a3 b4 c2`, `a: 3, b: 4`.
+
+    Returns (row index, answer text) for each row named, in the order written, for the caller
+    to read with `read_row`; None unless the whole text is such a list: it starts with a row
+    letter, every letter is one of the grid's rows and is named once, and every row has an
+    answer. Only the grid's own letters start an entry, so answer words that are single
+    letters (`j`, `n`, `v`) stay answers when the grid has fewer rows than that.
+    """
+    if item.type != ItemType.GRID or not item.rows:
+        return None
+    raw = text[:MAX_INPUT].strip()
+    rows = len(item.rows)
+    starts = [m for m in _ROW_ENTRY_RE.finditer(raw) if ord(m.group(1).lower()) - 97 < rows]
+    if not starts or starts[0].start() != 0:
+        return None
+    entries: list[tuple[int, str]] = []
+    seen: set[int] = set()
+    for number, match in enumerate(starts):
+        end = starts[number + 1].start() if number + 1 < len(starts) else len(raw)
+        value = _entry_value(raw[match.end():end])
+        index = ord(match.group(1).lower()) - 97
+        if not value or index in seen:
+            return None
+        seen.add(index)
+        entries.append((index, value))
+    return entries
+
+
+def _entry_value(text: str) -> str:
+    """One entry's answer without the comma or "og" that joins it to the next."""
+    value = text.strip(_ENTRY_GAP)
+    words = value.split()
+    while words and words[-1].lower() in _ENTRY_JOINERS:
+        words.pop()
+    return " ".join(words).strip(_ENTRY_GAP)
 
 
 # --- free text ------------------------------------------------------------------------------

@@ -23,7 +23,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache
 
-from flows.answers import Accepted, Rejected, normalise, read_answer, read_grid_line, read_row
+from flows.answers import (
+    Accepted,
+    Rejected,
+    normalise,
+    read_answer,
+    read_grid_line,
+    read_lettered_rows,
+    read_row,
+)
 from flows.commands import Command, CommandKind, looks_like_question, read_command
 from flows.events import (
     AnswerRecorded,
@@ -188,6 +196,134 @@ class _Block:
     item: Item
     lines: list[str] = field(default_factory=list)
     rows: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Segment:
+    """Unnumbered lines that stand together in a reply, and the items they may answer.
+
+    A grid answered over several lines (its rows by their letters, or under a line naming
+    it) takes its place in the reply: the unnumbered lines before it answer the open items
+    before the grid, and those after its lettered rows the items after it. An answer left
+    out then never moves the answers that follow it to the wrong questions.
+    """
+
+    #: The number of the item these lines follow (0: the start of the reply).
+    after: int = 0
+    #: The number of the grid answered after them, if any.
+    before: int | None = None
+    lines: list[str] = field(default_factory=list)
+
+    def admits(self, item: Item) -> bool:
+        """Whether `item` lies between the parts of the reply around these lines."""
+        return self.after < item.number and (self.before is None or item.number < self.before)
+
+
+@dataclass(slots=True)
+class _Placement:
+    """Where the lines of one reply go, decided line by line by `_Run.read_content`."""
+
+    #: The items the reply answers: those asked by the last prompt that still apply.
+    asked: list[Item]
+    asked_ids: frozenset[str]
+    blocks: dict[str, _Block] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+    #: The block that unnumbered lines continue (a multi-line answer), if any.
+    current: _Block | None = None
+    #: A grid row named with nothing after its letter (`b)`): the next line answers it.
+    open_row: str | None = None
+    #: The current block is a grid answered by row letters, so a line that names no row
+    #: ends it rather than continuing the last row.
+    lettered: bool = False
+    segments: list[_Segment] = field(default_factory=lambda: [_Segment()])
+
+    def enter(self, item: Item) -> _Block:
+        """Make `item`'s block (created on first use) the one later lines continue."""
+        if self.current is None and item.type is ItemType.GRID:
+            segment = self.segments[-1]
+            if segment.before is None and item.number > segment.after:
+                segment.before = item.number
+        block = self.blocks.get(item.id)
+        if block is None:
+            block = self.blocks[item.id] = _Block(item)
+            self.order.append(item.id)
+        self.current = block
+        self.open_row = None
+        self.lettered = False
+        return block
+
+    def enter_rows(self, grid: Item) -> _Block:
+        """The block of `grid`, entered to take rows named by their letters."""
+        if self.current is None or self.current.item is not grid:
+            self.enter(grid)
+        assert self.current is not None  # noqa: S101 - `enter` sets it
+        self.lettered = True
+        self.open_row = None
+        return self.current
+
+    def grid_ahead(self) -> Item | None:
+        """The grid that lettered rows on the next line belong to, if any.
+
+        The grid being answered, or else the first asked grid after the reply's position (the
+        item being answered, or the item the current unnumbered lines follow).
+        """
+        current = self.current
+        if current is not None and current.item.type is ItemType.GRID:
+            return current.item
+        position = current.item.number if current is not None else self.segments[-1].after
+        return next((i for i in self.asked
+                     if i.type is ItemType.GRID and i.number > position), None)
+
+    def take_rows(self, grid: Item, text: str, *, whole: bool) -> bool:
+        """Give `text` to `grid` as rows named by their letters (`a 3, b 4`) if it reads so.
+
+        A single row without a separator (`a 3`) is taken only where the grid is being
+        answered (`whole`); elsewhere a line needs two rows, as `a 3` alone could be
+        something else.
+        """
+        entries = read_lettered_rows(grid, text)
+        if entries is None or (len(entries) < 2 and not whole):
+            return False
+        block = self.enter_rows(grid)
+        for index, value in entries:
+            block.rows.setdefault(grid.rows[index].id, []).append(value)
+        return True
+
+    def add_plain(self, line: str) -> None:
+        """A line that names no item or row: it continues the current answer or stands alone."""
+        current = self.current
+        if current is None:
+            self.segments[-1].lines.append(line)
+        elif self.open_row is not None:
+            current.rows[self.open_row].append(line)
+            self.open_row = None
+        elif self.lettered:
+            self.current = None
+            self.lettered = False
+            self.segments.append(_Segment(after=current.item.number, lines=[line]))
+        else:
+            current.lines.append(line)
+
+
+def _marks_an_option(place: _Placement, item: Item | None, letter: str | None, sep: str,
+                     rest: str, *, sole: bool) -> bool:
+    """Whether a numbered line (`2)`, `2.`, `5) Teknisk`) answers the one question asked.
+
+    In a chat, or an email page that asks one question, the respondent sees one numbered
+    list: `2)` copies the marker of option 2, not the number of question 2. A colon still
+    points to another question (`5: ja`), a line such as `3.` followed by the answer still
+    names the question asked, and once the reply has numbered the question asked
+    (`1) kommune`), the lines after it are read as on a page of several questions (`2) 2`).
+    A free-text question lists no options, so there a number keeps naming a question.
+    """
+    if len(place.asked) != 1 or letter:
+        return False
+    only = place.asked[0]
+    if only.type is ItemType.TEXT or only.id in place.blocks:
+        return False
+    if (item is None or item.id != only.id) and sep not in ":=":
+        return True
+    return not rest and sole
 
 
 def _quote(text: str) -> str:
@@ -381,81 +517,103 @@ class _Run:
         """Map the non-command lines of a reply to items, then read each item's part."""
         vis = self.vis()
         asked = [self.q.item(i) for i in self.asked if self.q.find(i) and vis.get(i)]
-        asked_ids = {item.id for item in asked}
-        blocks: dict[str, _Block] = {}
-        order: list[str] = []
-        current: _Block | None = None
-        current_row: str | None = None
-        plain: list[str] = []
+        place = _Placement(asked, frozenset(item.id for item in asked))
+        cleaned = []
         for raw in _drop_signature(lines):
             line = _BULLET.sub("", raw.strip())
-            if not line or _is_greeting(line):
-                continue
+            if line and not _is_greeting(line):
+                cleaned.append(line)
+        for line in cleaned:
             match = _KEY.match(line)
-            if match:
-                item = self.q.by_number(int(match.group(1)))
-                letter, sep, rest = match.group(2), match.group(3), match.group(4)
-                shown = vis.get(item.id) if item is not None else False
-                # An item that depends on an answer in this same reply ("1: kommune" then
-                # "2: 2") is read after the others, once its condition can be evaluated.
-                if item is not None and (item.id in asked_ids or shown is None
-                                         or (sep == ":" and item.id not in asked_ids)):
-                    current = blocks.get(item.id)
-                    if current is None:
-                        current = blocks[item.id] = _Block(item)
-                        order.append(item.id)
-                    current_row = None
-                    if letter and item.type is ItemType.GRID:
-                        current_row = self._row_id(item, letter)
-                        if current_row is None:
-                            self.reject(item, "not_placed", line)
-                            continue
-                        current.rows.setdefault(current_row, []).append(rest)
-                    else:
-                        current.lines.append(f"{letter} {rest}" if letter else rest)
-                    continue
-                if item is None and sep == ":":
-                    self.events.append(InputRejected(None, "no_such_item", line))
-                    self.say("no_such_item", number=match.group(1))
-                    continue
-            row_match = _ROW_KEY.match(line)
-            grid = current.item if current and current.item.type is ItemType.GRID else None
-            if grid is None and current is None and row_match:
-                grids = [i for i in asked if i.type is ItemType.GRID and i.id not in blocks]
-                grid = grids[0] if len(grids) == 1 and len(asked) == 1 else None
-            if row_match and grid is not None:
-                row_id = self._row_id(grid, row_match.group(1))
-                if row_id is not None:
-                    if current is None or current.item is not grid:
-                        current = blocks.get(grid.id) or _Block(grid)
-                        if grid.id not in blocks:
-                            blocks[grid.id] = current
-                            order.append(grid.id)
-                    current_row = row_id
-                    current.rows.setdefault(row_id, []).append(row_match.group(3))
-                    continue
-            if current is not None:
-                if current_row is not None:
-                    current.rows[current_row].append(line)
-                else:
-                    current.lines.append(line)
-            else:
-                plain.append(line)
-        deferred = [i for i in order if i not in asked_ids and not vis.get(i)]
-        for item_id in order:
+            if match and self.place_numbered(place, match, line, vis, sole=len(cleaned) == 1):
+                continue
+            if not self.place_rows(place, line):
+                place.add_plain(line)
+        deferred = [i for i in place.order if i not in place.asked_ids and not vis.get(i)]
+        for item_id in place.order:
             if item_id not in deferred:
-                self.read_block(blocks[item_id])
+                self.read_block(place.blocks[item_id])
         if deferred:
             now_shown = self.vis()
             for item_id in deferred:
                 if now_shown.get(item_id):
-                    self.read_block(blocks[item_id])
+                    self.read_block(place.blocks[item_id])
                 else:
-                    item = blocks[item_id].item
+                    item = place.blocks[item_id].item
                     self.events.append(InputRejected(None, "no_such_item", str(item.number)))
                     self.say("no_such_item", number=item.number)
-        self.read_plain(plain, [i for i in asked if i.id not in blocks and not self.done(i)]
-                        or [i for i in asked if i.id not in blocks])
+        for segment in place.segments:
+            if segment.lines:
+                self.read_plain(segment.lines, self.open_items(place, segment))
+
+    def place_numbered(self, place: _Placement, match: re.Match[str], line: str,
+                       vis: Visibility, *, sole: bool) -> bool:
+        """A line that starts with an item number ("4: ja", "17a) 5"); False if it is not one."""
+        item = self.q.by_number(int(match.group(1)))
+        letter, sep, rest = match.group(2), match.group(3), match.group(4)
+        if _marks_an_option(place, item, letter, sep, rest, sole=sole):
+            return False
+        asked = item is not None and item.id in place.asked_ids
+        shown = vis.get(item.id) if item is not None else False
+        # An item that depends on an answer in this same reply ("1: kommune" then "2: 2") is
+        # read after the others, once its condition can be evaluated.
+        if item is not None and (asked or shown is None or sep == ":"):
+            block = place.enter(item)
+            if item.type is not ItemType.GRID:
+                block.lines.append(f"{letter} {rest}" if letter else rest)
+            elif letter:
+                self.place_lettered_row(place, block, letter, rest, line)
+            elif rest and not place.take_rows(item, rest, whole=True):
+                block.lines.append(rest)
+            return True
+        if item is None and sep == ":":
+            self.events.append(InputRejected(None, "no_such_item", line))
+            self.say("no_such_item", number=match.group(1))
+            return True
+        return False
+
+    def place_lettered_row(self, place: _Placement, block: _Block, letter: str, rest: str,
+                           line: str) -> None:
+        """`17a: 5` (or `17a: 5, b: 6`): the rows of a numbered grid given by their letters."""
+        row_id = self._row_id(block.item, letter)
+        if row_id is None:
+            self.reject(block.item, "not_placed", line)
+            return
+        if not place.take_rows(block.item, f"{letter} {rest}", whole=True):
+            block.rows.setdefault(row_id, []).append(rest)
+            place.lettered = True
+            place.open_row = None if rest else row_id
+
+    def place_rows(self, place: _Placement, line: str) -> bool:
+        """A line that answers grid rows by their letters (`a) 3`, `a 3, b 4`); False if not.
+
+        The rows belong to the grid being answered, or else to the first grid asked after the
+        reply's position, so that `22: ja` followed by `a) 1`, `b) 2` answers the grid 25
+        rather than adding lines to 22, and an answer to 26 after them is not read as a row.
+        """
+        grid = place.grid_ahead()
+        if grid is None:
+            return False
+        current = place.current
+        whole = (current is not None and current.item is grid) or (
+            len(place.asked) == 1 and place.asked[0] is grid)
+        row_key = _ROW_KEY.match(line)
+        if place.take_rows(grid, line, whole=whole or row_key is not None):
+            return True
+        if row_key is None or not (row_key.group(3) or whole):
+            return False
+        row_id = self._row_id(grid, row_key.group(1))
+        if row_id is None:
+            return False
+        block = place.enter_rows(grid)
+        block.rows.setdefault(row_id, []).append(row_key.group(3))
+        place.open_row = None if row_key.group(3) else row_id
+        return True
+
+    def open_items(self, place: _Placement, segment: _Segment) -> list[Item]:
+        """The asked items a run of unnumbered lines may answer, in order (see `_Segment`)."""
+        candidates = [i for i in place.asked if segment.admits(i) and i.id not in place.blocks]
+        return [i for i in candidates if not self.done(i)] or candidates
 
     def read_plain(self, lines: list[str], remaining: list[Item]) -> None:
         """Unnumbered lines: answers in the order of the questions still open."""
@@ -703,19 +861,28 @@ def _reply(run: _Run, inbound: Reply) -> None:
 
 
 def _confirmation(run: _Run) -> list[str]:
-    if not run.recorded:
+    """"Registrert:" and each answer recorded, in questionnaire order and once each.
+
+    A reply may give a grid's lettered rows before the unnumbered answers around them, or an
+    answer twice; the confirmation reads as the questionnaire does.
+    """
+    recorded = {a for a in run.recorded if a in run.answers}
+    if not recorded:
         return []
     lines = [phrase("recorded", run.lang)]
-    for answer_id in run.recorded:
-        if answer_id not in run.answers:
-            continue
+    for answer_id in sorted(recorded, key=lambda a: _answer_position(run.q, a)):
         head, _, row_id = answer_id.partition(".")
         item = run.q.item(head)
         label = str(item.number)
         if row_id:
             label += row_letter(item.keys.index(answer_id))
         lines.append(f"  {label}: {render_value(item, run.answers[answer_id], run.lang)}")
-    return lines if len(lines) > 1 else []
+    return lines
+
+
+def _answer_position(questionnaire: Questionnaire, answer_id: str) -> tuple[int, int]:
+    item = questionnaire.item(answer_id.partition(".")[0])
+    return item.number, item.keys.index(answer_id)
 
 
 def _finish(run: _Run, now: datetime) -> Step:

@@ -23,6 +23,7 @@ from flows.answers import (
     normalise,
     read_answer,
     read_grid_line,
+    read_lettered_rows,
     read_row,
 )
 from flows.model import (
@@ -865,6 +866,50 @@ def test_grid_line_not_a_grid_line(item: Item, text: str) -> None:
     assert read_grid_line(item, text) is None
 
 
+@pytest.mark.parametrize(
+    ("item", "text", "expected"),
+    [
+        (GRID_SCALE, "a 3, b 4, c 2", [(0, "3"), (1, "4"), (2, "2")]),
+        (GRID_SCALE, "a3 b4 c2", [(0, "3"), (1, "4"), (2, "2")]),
+        (GRID_SCALE, "a: 3, b: 4", [(0, "3"), (1, "4")]),
+        (GRID_SCALE, "a) 3 b) 4 c) vet ikke", [(0, "3"), (1, "4"), (2, "vet ikke")]),
+        (GRID_SCALE, "A=1; B=2", [(0, "1"), (1, "2")]),
+        (GRID_SCALE, "a 3 og b 4", [(0, "3"), (1, "4")]),
+        (GRID_SCALE, "c 2, a 5", [(2, "2"), (0, "5")]),
+        (GRID_SCALE, "a - 3, b\u00a04", [(0, "3"), (1, "4")]),
+        (GRID_SCALE, "f 6", [(5, "6")]),
+        (GRID_SCALE, "a 9, b 4", [(0, "9"), (1, "4")]),  # the value is read (and refused) later
+        (GRID_YESNO, "a ja b nei c v d j", [(0, "ja"), (1, "nei"), (2, "v"), (3, "j")]),
+        (GRID_YESNO, "a: veit ikkje, b: jo", [(0, "veit ikkje"), (1, "jo")]),
+    ],
+)
+def test_lettered_rows_on_one_line(item: Item, text: str,
+                                   expected: list[tuple[int, str]]) -> None:
+    """Rows named by their letters on one line: each letter's answer, in the order written."""
+    assert read_lettered_rows(item, text) == expected
+
+
+@pytest.mark.parametrize(
+    ("item", "text"),
+    [
+        (GRID_SCALE, "4 5 3 2 6 1"),
+        (GRID_SCALE, "x a 3"),  # something before the first row
+        (GRID_SCALE, "a 3, a 4"),  # a row named twice
+        (GRID_SCALE, "a 3, b"),  # a row without its answer
+        (GRID_SCALE, "a"),
+        (GRID_SCALE, "a og c"),
+        (GRID_SCALE, "g 3"),  # the grid has six rows
+        (GRID_SCALE, "\u212a 3"),  # the Kelvin sign is not a k
+        (GRID_YESNO, "ja nei ja nei"),
+        (GRID_YESNO, "j n j v"),  # answers, not rows: the grid has four rows
+        (GRID_SCALE, ""),
+        (SINGLE, "a 3, b 4"),
+    ],
+)
+def test_not_lettered_rows(item: Item, text: str) -> None:
+    assert read_lettered_rows(item, text) is None
+
+
 def test_grid_answer_as_a_whole_is_not_read() -> None:
     assert rejected(read_answer(GRID_SCALE, "4 5 3 2 6 1")).reason is RejectReason.UNKNOWN_OPTION
     assert rejected(read_answer(GRID_SCALE, " ")).reason is RejectReason.EMPTY
@@ -881,6 +926,8 @@ def _read_everything(text: str) -> None:
         assert isinstance(read_row(grid, text), (Accepted, Rejected))
         lines = read_grid_line(grid, text)
         assert lines is None or len(lines) == len(grid.rows)
+        lettered = read_lettered_rows(grid, text)
+        assert lettered is None or all(0 <= i < len(grid.rows) and v for i, v in lettered)
 
 
 @given(st.text())
@@ -910,6 +957,8 @@ _PATHOLOGICAL = [
     "a" * _LONG,
     "? " * (_LONG // 2),
     "\x00\x1f\u200b😀" * (_LONG // 4),
+    "a " * (_LONG // 2),
+    "a 1 b 2 " * (_LONG // 8),
     "é" * _LONG,
     "1 200 " * (_LONG // 6),
     "ca. " * (_LONG // 4),
@@ -927,6 +976,7 @@ def _assert_fast(text: str) -> None:
         start = time.perf_counter()
         read_row(grid, text)
         read_grid_line(grid, text)
+        read_lettered_rows(grid, text)
         assert time.perf_counter() - start < 0.5, grid.id
 
 

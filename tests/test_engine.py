@@ -23,7 +23,7 @@ from flows.events import (
     Step,
     Stopped,
 )
-from flows.loader import parse
+from flows.loader import load_shipped, parse
 from flows.model import Questionnaire
 from flows.session import Channel, Session, Status, from_json, new_session, to_json
 
@@ -384,3 +384,213 @@ def test_follow_up_answered_in_the_same_reply(q: Questionnaire) -> None:
     assert "hva" not in other.session.answers
     assert InputRejected(None, "no_such_item", "3") in step.events
     assert "Spørsmål 3 finnes ikke eller gjelder ikke for deg." in step.prompts[0].text
+
+
+# --- one question asked: a listed marker is an option -------------------------------------
+
+SHIPPED = {q_id: load_shipped(q_id) for q_id in ("virksomhetsleder-2020", "ordforer-2020")}
+ALL_NO = "nei nei nei nei"
+SOME_YES = "ja nei ja nei"
+
+
+def recorded(step: Step) -> dict[str, object]:
+    return {e.answer_id: e.value for e in step.events if isinstance(e, AnswerRecorded)}
+
+
+@pytest.mark.parametrize("text", ["1)", "1.", "1", "1:", "3)", "3.", "3", "3 -"])
+def test_chat_marker_alone_is_the_option_not_the_question(q: Questionnaire, text: str) -> None:
+    """In a chat `3)` copies the marker of option 3, even where question 3 exists or is
+    the question asked itself (`1)` while question 1 is asked)."""
+    chat = Chat(q, channel="chat")
+    step = chat.say(text)
+    expected = "helse" if text.startswith("1") else "kultur"
+    assert recorded(step) == {"sektor": expected}
+    assert not any(isinstance(e, InputRejected) for e in step.events)
+    assert step.prompts[0].asked == ("innovert",)
+
+
+def test_chat_marker_answers_yes_no_number_and_scale() -> None:
+    """A marker answers whatever is asked: a choice, a yes/no (1 ja, 2 nei), a scale point,
+    a count."""
+    q = SHIPPED["ordforer-2020"]
+    chat = Chat(q, channel="chat")
+    assert recorded(chat.say("1)")) == {"forvaltningsniva": "kommune"}
+    assert recorded(chat.say("2.")) == {"innbyggere": "fra_3000"}
+    assert recorded(chat.say("2)")) == {"strategi": "andre_mater"}
+    assert recorded(chat.say("2.")) == {"formal": ["kvalitet"]}
+    assert recorded(chat.say("2.")) == {"midler": "no"}
+    chat.say("nei")
+    chat.say("4 4 4 4 4")
+    assert chat.last.prompts[0].asked == ("kunnskap",)
+    assert recorded(chat.say("3)")) == {"kunnskap": 3}
+    other = Chat(SHIPPED["virksomhetsleder-2020"], channel="chat")
+    other.say("1")
+    other.say("1")
+    assert recorded(other.say("12.")) == {"ansatte": 12}
+
+
+def test_chat_colon_and_numbered_replies_still_name_questions(q: Questionnaire) -> None:
+    """`2: ja` answers question 2; after `1) kommune` for the question asked, `2) 2` is
+    question 2 (which that answer shows), as on a page of several questions."""
+    chat = Chat(q, channel="chat")
+    assert recorded(chat.say("2: ja")) == {"innovert": "yes"}
+    assert chat.last.prompts[0].asked == ("sektor",)
+    other = Chat(SHIPPED["ordforer-2020"], channel="chat")
+    step = other.say("1) kommune\n2) 2")
+    assert recorded(step) == {"forvaltningsniva": "kommune", "innbyggere": "fra_3000"}
+
+
+@pytest.mark.parametrize("text", ["2)", "2.", "2"])
+def test_email_page_with_one_question_takes_its_marker(text: str) -> None:
+    """An email page that asks one question reads `2)` as its option 2, not question 2."""
+    q = SHIPPED["ordforer-2020"]
+    mail = Chat(q)
+    assert mail.last.prompts[0].asked == ("forvaltningsniva",)
+    step = mail.say(text)
+    assert recorded(step) == {"forvaltningsniva": "fylkeskommune"}
+    assert not any(isinstance(e, InputRejected) for e in step.events)
+    mail = Chat(q)
+    mail.say("kommune")
+    assert mail.last.prompts[0].asked == ("innbyggere",)
+    assert recorded(mail.say(text)) == {"innbyggere": "fra_3000"}
+
+
+def test_email_page_with_several_questions_reads_markers_as_question_numbers(
+        q: Questionnaire) -> None:
+    """`1) 3` and `2) ja` on a page of several questions: question 1 is 3, question 2 is ja."""
+    mail = Chat(q)
+    assert recorded(mail.say("1) 3\n2) ja")) == {"sektor": "kultur", "innovert": "yes"}
+    page_two = Chat(q)
+    page_two.say("1: helse\n2: nei")
+    assert recorded(page_two.say("4) 12\n6) 2")) == {"ansatte": 12, "samarbeid": ["forskning"]}
+
+
+# --- grid rows by their letters on one line -------------------------------------------------
+
+LETTERED = ["a 3, b 4, c 2", "a3 b4 c2", "a: 3, b: 4, c: 2", "a) 3 b) 4 c) 2", "a 3 og b 4 og c 2",
+            "c 2, a 3, b 4"]
+GRAD = {"grad.teknologi": 3, "grad.ledelse": 4, "grad.okonomi": 2}
+
+
+@pytest.mark.parametrize("text", LETTERED)
+def test_chat_grid_rows_by_letter_on_one_line(q: Questionnaire, text: str) -> None:
+    """A grid asked whole in a chat takes `a 3, b 4, c 2` and its variants."""
+    chat = Chat(q, channel="chat")
+    chat.say("1")
+    chat.say("nei")
+    chat.say("12")
+    assert chat.last.prompts[0].asked == ("grad",)
+    step = chat.say(text)
+    assert recorded(step) == GRAD
+    assert step.prompts[0].asked == ("samarbeid",)
+
+
+@pytest.mark.parametrize("text", LETTERED)
+def test_email_grid_rows_by_letter_on_one_line(q: Questionnaire, text: str) -> None:
+    """On an email page the lettered rows come numbered (`5: a 3, b 4`), or unnumbered
+    where the grid's answer belongs."""
+    for reply in (f"4: 12\n5: {text}\n6: 2", f"12\n{text}\nforskning"):
+        mail = Chat(q)
+        mail.say("1: helse\n2: nei")
+        step = mail.say(reply)
+        assert recorded(step) == {"ansatte": 12, **GRAD, "samarbeid": ["forskning"]}, reply
+        assert chat_done(mail)
+
+
+def chat_done(chat: Chat) -> bool:
+    return chat.session.status is Status.COMPLETED
+
+
+def test_lettered_rows_after_a_row_number_and_partly(q: Questionnaire) -> None:
+    """`5a: 3, b: 4` gives both rows; rows left out are asked again; a bad row is named."""
+    mail = Chat(q)
+    mail.say("1: helse\n2: nei")
+    step = mail.say("4: 12\n5a: 3, b: 4\n6: 2")
+    assert recorded(step) == {"ansatte": 12, "grad.teknologi": 3, "grad.ledelse": 4,
+                              "samarbeid": ["forskning"]}
+    assert step.prompts[0].asked == ("grad",)
+    assert "c) Økonomi" in step.prompts[0].text
+    chat = Chat(q, channel="chat")
+    chat.say("1")
+    chat.say("nei")
+    chat.say("12")
+    step = chat.say("a 3, b 9, c 2")
+    assert recorded(step) == {"grad.teknologi": 3, "grad.okonomi": 2}
+    assert InputRejected("grad", "out_of_range", "9") in step.events
+    assert "Jeg forstod ikke svaret på 5b («9»)" in step.prompts[0].text
+
+
+# --- a grid's lettered rows among other questions on an email page -------------------------
+
+
+def page_two(q: Questionnaire) -> Chat:
+    mail = Chat(q)
+    mail.say("1: helse\n2: nei")
+    assert mail.last.prompts[0].asked == ("ansatte", "grad", "samarbeid")
+    return mail
+
+
+ROWS_BY_LINE = "a) 3\nb) 4\nc) 2"
+
+
+@pytest.mark.parametrize("reply", [
+    f"12\n{ROWS_BY_LINE}\nforskning",  # in the grid's place
+    f"12\n5)\n{ROWS_BY_LINE}\nforskning",  # after a line naming the grid
+    f"12\n5:\n{ROWS_BY_LINE}\nforskning",
+    f"4: 12\n{ROWS_BY_LINE}\n6: forskning",  # after the numbered answer before the grid
+    f"4: 12\n{ROWS_BY_LINE}\nforskning",
+    "12\na: 3\nb: 4\nc: 2\nforskning",
+])
+def test_email_grid_rows_by_letter_among_other_questions(q: Questionnaire, reply: str) -> None:
+    """Lines that start with the grid's row letters go to the grid; what follows them goes to
+    the questions after the grid."""
+    mail = page_two(q)
+    step = mail.say(reply)
+    assert recorded(step) == {"ansatte": 12, **GRAD, "samarbeid": ["forskning"]}
+    assert not any(isinstance(e, InputRejected) for e in step.events)
+    assert chat_done(mail)
+
+
+def test_an_answer_left_out_before_the_grid_does_not_shift_the_rest(q: Questionnaire) -> None:
+    """The lines after the grid's rows answer the questions after the grid, even when a
+    question before it was left out."""
+    mail = page_two(q)
+    step = mail.say(f"{ROWS_BY_LINE}\nforskning")
+    assert recorded(step) == {**GRAD, "samarbeid": ["forskning"]}
+    assert step.prompts[0].asked == ("ansatte",)
+    mail = page_two(q)
+    step = mail.say(f"12\nvi vet ikke\n{ROWS_BY_LINE}\nforskning")
+    assert recorded(step) == {"ansatte": 12, **GRAD, "samarbeid": ["forskning"]}
+    assert InputRejected(None, "not_placed", "vi vet ikke") in step.events
+
+
+def test_letters_inside_a_later_free_text_answer_stay_there() -> None:
+    """`26: Vi har to ting:` with `a)` and `b)` lines under it is the comment, not grid rows."""
+    q = SHIPPED["virksomhetsleder-2020"]
+    mail = Chat(q)
+    mail.say("1\n1\n40")
+    mail.say(ALL_NO)
+    mail.say("nei")
+    assert mail.last.prompts[0].asked == (
+        "strategi", "midler", "innovasjonsressurs", "kultur", "kommentar")
+    step = mail.say("ja\nnei\nja\n1 2 3 4 2\n26: Vi har to ting:\na) bedre ledelse\nb) mer tid")
+    assert step.session.answers["kommentar"] == "Vi har to ting:\na) bedre ledelse\nb) mer tid"
+    assert step.session.answers["kultur.tid"] == 2
+
+
+def test_shipped_culture_page_with_grid_rows_by_letter() -> None:
+    """The respondents' case: three yes/no answers, the grid's rows a) to e), a comment."""
+    q = SHIPPED["virksomhetsleder-2020"]
+    mail = Chat(q)
+    mail.say("1\n1\n40")
+    mail.say(ALL_NO)
+    mail.say("nei")
+    step = mail.say("ja\nnei\nja\na) 1\nb) 2\nc) 3\nd) 4\ne) 2\nIngen kommentar")
+    assert step.session.answers["kommentar"] == "Ingen kommentar"
+    assert [step.session.answers[f"kultur.{r.id}"] for r in q.item("kultur").rows] == [
+        1, 2, 3, 4, 2]
+    assert {k: step.session.answers[k] for k in ("strategi", "midler", "innovasjonsressurs")} \
+        == {"strategi": "yes", "midler": "no", "innovasjonsressurs": "yes"}
+    assert step.session.status is Status.COMPLETED
+    text = step.prompts[0].text
+    assert text.index("  22: Ja") < text.index("  25a: 1") < text.index("  26: Ingen")
