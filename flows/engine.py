@@ -179,11 +179,33 @@ def visibility(questionnaire: Questionnaire, answers: dict[str, AnswerValue],
 
 
 def progress(questionnaire: Questionnaire, session: Session) -> tuple[int, int]:
-    """(items answered or skipped, items that apply so far) for "12 of 31"."""
+    """(items answered or skipped, items that apply) for "Du har svart på 12 av 31 spørsmål".
+
+    An item applies unless its `show_if` is false given the answers so far; an item whose
+    condition waits for an answer not yet given is counted, as it may still be asked. So the
+    total is the most this respondent can still be asked, never a question that was ruled
+    out: it falls when an answer rules questions out (answering "nei" to every row of a grid
+    drops the follow-ups of "ja"), and rises only when the respondent changes an earlier
+    answer so that questions apply again. `page_position` counts pages by the same rule.
+    """
     vis = visibility(questionnaire, session.answers, session.skipped)
     applicable = [i for i in questionnaire.items if vis[i.id] is not False]
     done = sum(1 for i in applicable if _is_done(i, session.answers, session.skipped))
     return done, len(applicable)
+
+
+def page_position(questionnaire: Questionnaire, page_id: str, vis: Visibility) -> tuple[int, int]:
+    """(n, total) for the header "Del n av total" of page `page_id`.
+
+    Only pages that apply are counted: a page applies when one of its items does (see
+    `progress`: shown, or waiting for an answer not yet given). A page that skip logic hides
+    is left out of both numbers, so the parts a respondent sees are numbered 1, 2, 3 … with
+    no gap where a page was skipped, and the total falls as answers rule pages out ("Del 2
+    av 8", then "Del 3 av 7") rather than promising parts that will never come.
+    """
+    applies = [p.id for p in questionnaire.pages
+               if p.id == page_id or any(vis.get(i.id) is not False for i in p.items)]
+    return applies.index(page_id) + 1, len(applies)
 
 
 # --- reading a reply ------------------------------------------------------------------------
@@ -983,8 +1005,8 @@ def _questions(run: _Run, asked: list[str], vis: Visibility) -> list[str]:
     if run.welcome and run.q.intro is not None:
         parts.append(run.q.intro.get(lang))
     if new_page:
-        number = next(n for n, p in enumerate(run.q.pages, 1) if p.id == page.id)
-        parts.append(phrase("page_header", lang, n=number, total=len(run.q.pages),
+        number, total = page_position(run.q, page.id, vis)
+        parts.append(phrase("page_header", lang, n=number, total=total,
                             title=page.title.get(lang)))
         first_time = not any(run.done(i) for i in page.items if vis.get(i.id))
         if page.intro is not None and (first_time or run.remind):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import random
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -26,6 +29,7 @@ from flows.events import (
 from flows.loader import load_shipped, parse
 from flows.model import Questionnaire
 from flows.session import Channel, Session, Status, from_json, new_session, to_json
+from flows.simulate import converse
 
 NOW = datetime(2019, 10, 15, 9, 0, tzinfo=UTC)
 
@@ -594,3 +598,72 @@ def test_shipped_culture_page_with_grid_rows_by_letter() -> None:
     assert step.session.status is Status.COMPLETED
     text = step.prompts[0].text
     assert text.index("  22: Ja") < text.index("  25a: 1") < text.index("  26: Ingen")
+
+
+# --- "Del n av m" and the question total ----------------------------------------------------
+
+
+def headers(step: Step) -> list[str]:
+    return [line for p in step.prompts for line in p.text.split("\n")
+            if line.startswith(("Del ", "Part "))]
+
+
+@pytest.mark.parametrize("channel", ["email", "chat"])
+def test_pages_skipped_by_show_if_are_not_counted(channel: Channel) -> None:
+    """"Del 2 av 8" is followed by "Del 3 av …", never "Del 4": the total counts the pages
+    that still apply."""
+    q = SHIPPED["virksomhetsleder-2020"]
+    for grid, expected in ((ALL_NO, "Del 3 av 4: Utviklingsarbeid"),
+                           (SOME_YES, "Del 3 av 7: Den nyeste innovasjonen")):
+        conversation = Chat(q, channel=channel)
+        assert headers(conversation.last) == ["Del 1 av 8: Om virksomheten"]
+        for answer in (["1\n1\n40"] if channel == "email" else ["1", "1", "40"]):
+            step = conversation.say(answer)
+        assert headers(step) == ["Del 2 av 8: Innovasjon de siste to årene"]
+        assert headers(conversation.say(grid)) == [expected]
+    step = conversation.say("endre 4")
+    assert headers(step) == ["Del 2 av 7: Innovasjon de siste to årene"]
+
+
+@pytest.mark.parametrize("q_id", sorted(SHIPPED))
+@pytest.mark.parametrize("channel", ["email", "chat"])
+def test_page_numbers_never_jump_and_totals_never_grow(q_id: str, channel: Channel) -> None:
+    """Along any path: parts are numbered 1, 2, 3 … ending at the total, and neither the
+    page total nor the question total grows (no one changes an answer here)."""
+    q = SHIPPED[q_id]
+    rng = random.Random(3)
+    for _ in range(30):
+        transcript = converse(q, rng, channel=channel, now=NOW)
+        numbers: list[tuple[int, int]] = []
+        totals: list[int] = []
+        for step in transcript.steps:
+            for line in headers(step):
+                n, total = re.match(r"Del (\d+) av (\d+)", line).groups()  # type: ignore[union-attr]
+                numbers.append((int(n), int(total)))
+            totals.append(progress(q, step.session)[1])
+        assert [n for n, _ in numbers] == list(range(1, len(numbers) + 1)), numbers
+        assert all(a[1] >= b[1] for a, b in itertools.pairwise(numbers)), numbers
+        assert numbers[-1][0] == numbers[-1][1], numbers
+        assert totals == sorted(totals, reverse=True)
+        assert progress(q, transcript.final) == (totals[-1], totals[-1])
+
+
+def test_question_total_counts_what_still_applies() -> None:
+    """The total is what this respondent may still be asked: it falls as answers rule items
+    out, and rises again only when an answer is changed."""
+    q = SHIPPED["virksomhetsleder-2020"]
+    mail = Chat(q)
+    mail.say("1\n1\n40")
+    assert progress(q, mail.session) == (3, 26)
+    mail.say(SOME_YES)
+    assert progress(q, mail.session) == (4, 24)
+    assert "Du har svart på 4 av 24 spørsmål." in mail.say("status").prompts[0].text
+    other = Chat(q)
+    other.say("1\n1\n40")
+    other.say(ALL_NO)
+    assert progress(q, other.session) == (4, 11)
+    other.say("nei")
+    assert progress(q, other.session) == (5, 10)
+    other.say("endre 4")
+    other.say(SOME_YES)
+    assert progress(q, other.session) == (4, 24)
