@@ -875,11 +875,23 @@ def _reply(run: _Run, inbound: Reply) -> None:
         run.read_content(content)
     for cmd in commands:
         run.command(cmd)
+    if not commands and _nothing_found(run):
+        run.say("no_answer")
     # Focus items are re-asked until answered; a reply that answers them ends the detour.
     if run.touched or any(isinstance(e, ItemSkipped) for e in run.events):
         run.focus = [i for i in run.focus if i in run.rejected_items or
                      (i not in run.touched and not any(
                          isinstance(e, ItemSkipped) and e.item_id == i for e in run.events))]
+
+
+def _nothing_found(run: _Run) -> bool:
+    """Whether a reply in a conversation under way gave nothing to act on.
+
+    An email that holds only the quoted questions, or only "Hei" and a signature, would
+    otherwise bring the same page back without a word, as if the answers had been lost.
+    """
+    return (run.status is Status.IN_PROGRESS and not run.events and not run.notes
+            and not run.touched)
 
 
 def _confirmation(run: _Run) -> list[str]:

@@ -667,3 +667,53 @@ def test_question_total_counts_what_still_applies() -> None:
     other.say("endre 4")
     other.say(SOME_YES)
     assert progress(q, other.session) == (4, 24)
+
+
+# --- a reply with nothing in it -------------------------------------------------------------
+
+
+NO_ANSWER = {
+    "nb": "Vi fant ikke noe svar i meldingen din, så vi spør på nytt.",
+    "nn": "Vi fann ikkje noko svar i meldinga di, så vi spør på nytt.",
+    "en": "We found no answer in your message, so we are asking again.",
+}
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\n  \t\n", "Hei!\n\nMvh\nKari Nordmann"])
+@pytest.mark.parametrize("channel", ["email", "chat"])
+def test_empty_reply_is_told_and_asked_again(q: Questionnaire, text: str,
+                                             channel: Channel) -> None:
+    """A mail that held only the quote (or only a greeting) is told so, then asked again."""
+    conversation = Chat(q, channel=channel)
+    asked = conversation.last.prompts[0].asked
+    step = conversation.say(text)
+    assert step.events == ()
+    assert step.prompts[0].text.startswith(NO_ANSWER["nb"])
+    assert step.prompts[0].asked == asked
+    assert "Hvilken sektor?" in step.prompts[0].text
+    assert conversation.session.status is Status.IN_PROGRESS
+
+
+@pytest.mark.parametrize("lang", ["nb", "nn", "en"])
+def test_empty_reply_in_every_language(lang: str) -> None:
+    q = SHIPPED["ordforer-2020"]
+    mail = Chat(q, lang=lang)
+    mail.say("1")
+    step = mail.say("")
+    assert step.prompts[0].text.startswith(NO_ANSWER[lang])
+    assert step.prompts[0].asked == ("innbyggere",)
+
+
+def test_no_empty_reply_note_where_something_was_read(q: Questionnaire) -> None:
+    """Answers, commands, rejected text and finished or paused conversations get no note."""
+    for text in ("1: helse", "status", "hjelp", "1: blomster", "Hvem skal svare?"):
+        step = Chat(q).say(text)
+        assert NO_ANSWER["nb"] not in step.prompts[0].text, text
+    chat = Chat(q)
+    chat.say("pause")
+    assert NO_ANSWER["nb"] not in chat.say("").prompts[0].text
+    done = Chat(q)
+    done.say("1: kultur\n2: nei")
+    done.say("4: 10\nhopp over")
+    assert done.session.status is Status.COMPLETED
+    assert NO_ANSWER["nb"] not in done.say("").prompts[0].text
