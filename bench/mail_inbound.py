@@ -31,11 +31,12 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.channels.email.channel import EmailChannel
+from bot.channels.email.clients import STYLES, compose_reply
+from bot.channels.email.compose import OutgoingMail, render
 from bot.config import Settings, SurveySettings
-from bot.mail.clients import STYLES, compose_reply
-from bot.mail.compose import OutgoingMail, render
-from bot.mail.dispatch import Dispatcher
-from bot.mail.outgoing import SurveyContext, queue_invitations
+from bot.conversation.dispatch import Dispatcher
+from bot.conversation.outgoing import SurveyContext, queue_invitations
 from flows.loader import load_shipped
 from storage.answers import AnswerStore, LinkKey
 from storage.db import make_engine, session_factory, transaction
@@ -155,7 +156,7 @@ def main() -> None:
             started = clock()
             _invite(factory, args.n)
             with transaction(factory) as session:
-                queue_invitations(session, settings, contexts[SURVEY], store, now=NOW)
+                queue_invitations(session, EmailChannel(settings), contexts[SURVEY], store, now=NOW)
             replies = _replies(factory, settings)
             setup = clock() - started
             started = clock()

@@ -1,7 +1,7 @@
 """Time the outbound mail path against a bare SMTP loop (goal: ≥ 0.8 of the bare rate).
 
-N invitations go the whole way: outbox rows (queued by `bot.mail.outgoing.queue_invitations`,
-as a wave would be) → claim → render (`bot.mail.compose`) → aiosmtplib over C pooled
+N invitations go the whole way: outbox rows (queued by
+`bot.conversation.outgoing.queue_invitations`, as a wave would be) → claim → render (`bot.channels.email.compose`) → aiosmtplib over C pooled
 connections → an aiosmtpd sink in its own process (`tests/smtp_servers.py sink PORT`), with
 every result recorded in the outbox. The baseline, in the same run and against the same sink,
 is bare aiosmtplib sending the same messages, rendered beforehand, over the same number of
@@ -40,10 +40,11 @@ import aiosmtplib
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.channels.email.channel import EmailChannel
+from bot.channels.email.smtp import Sender, compose_render, wire_bytes
+from bot.channels.ratelimit import SystemClock
 from bot.config import Settings, SurveySettings
-from bot.mail.outgoing import SurveyContext, queue_invitations
-from bot.mail.ratelimit import SystemClock
-from bot.mail.sender import Sender, compose_render, wire_bytes
+from bot.conversation.outgoing import SurveyContext, queue_invitations
 from flows.loader import load_shipped
 from storage.answers import AnswerStore, LinkKey
 from storage.db import session_factory, transaction
@@ -104,7 +105,7 @@ def build_database(path: Path, n: int) -> dict[str, float]:
                                 questionnaire=load_shipped(QUESTIONNAIRE))
         store = AnswerStore(LinkKey(b"bench-link-key-0123456789"))
         with transaction(factory) as session:
-            queued = queue_invitations(session, settings, context, store, now=NOW)
+            queued = queue_invitations(session, EmailChannel(settings), context, store, now=NOW)
         assert queued == n, queued
         took["queue_invitations"] = time.perf_counter() - started
     finally:

@@ -3,8 +3,8 @@
 Three phases, each in a fresh process (spawned) so that each peak RSS (`ru_maxrss`) is its own:
 
 1. enqueue: N respondents and pending invitations inserted directly (not timed), then the wave
-   queued by `bot.mail.outgoing.queue_invitations` in chunks of 500, each its own transaction
-   (timed), as the campaign clock's wave does it;
+   queued by `bot.conversation.outgoing.queue_invitations` in chunks of 500, each its own
+   transaction (timed), as the campaign clock's wave does it;
 2. bare (before the send, which clears the bodies): aiosmtplib alone sends the first
    `--bare-n` of the queued messages, rendered beforehand, over the same connections to the
    same sink (a subset, so the baseline does not double the run time; its rate is per
@@ -45,9 +45,10 @@ from mail_outbound import (
     settings_for,
 )
 
+from bot.channels.email.channel import EmailChannel
+from bot.channels.email.smtp import Sender
 from bot.config import SurveySettings
-from bot.mail.outgoing import SurveyContext, queue_invitations
-from bot.mail.sender import Sender
+from bot.conversation.outgoing import SurveyContext, queue_invitations
 from flows.loader import load_shipped
 from storage.answers import AnswerStore, LinkKey
 from storage.db import session_factory, transaction
@@ -111,8 +112,8 @@ def enqueue_phase(path: str, n: int, _port: int, _connections: int) -> Phase:
         queued = 0
         while True:  # the wave in chunks, each its own transaction, as the campaign clock does
             with transaction(factory) as session:
-                done = queue_invitations(session, settings_for(1, 1), context, store, now=NOW,
-                                         limit=WAVE_CHUNK)
+                done = queue_invitations(session, EmailChannel(settings_for(1, 1)), context,
+                                         store, now=NOW, limit=WAVE_CHUNK)
             queued += done
             if done == 0:
                 break

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -29,14 +29,17 @@ from pydantic import (
     model_validator,
 )
 
-from bot.plan import (
+from bot.campaign.plan import (
     MOMENT_FORMATS,
+    WEEKDAYS,
+    Blocked,
+    Plan,
+    Window,
     format_moment,
     invitation_at,
     is_holiday_country,
     parse_hours,
     parse_moment,
-    plan_from_settings,
 )
 
 
@@ -430,3 +433,34 @@ def load_settings(path: str | Path) -> Settings:
         return Settings.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, str(path))) from exc
+
+
+def plan_from_settings(settings: PlanSettings) -> Plan:
+    """The plan a survey's validated `plan:` settings describe, with moments in UTC."""
+    window_settings = settings.window
+    zone = ZoneInfo(window_settings.timezone)
+    start, end = parse_hours(window_settings.hours)
+    window = Window(
+        weekdays=frozenset(WEEKDAYS.index(day) + 1 for day in window_settings.weekdays),
+        start=start,
+        end=end,
+        zone=zone,
+        holiday_country=window_settings.holidays,
+        blocked=tuple(
+            Blocked(start=block.from_, end=block.to, counties=frozenset(block.counties),
+                    reason=block.reason)
+            for block in window_settings.blocked
+        ),
+    )
+    reminders = settings.reminders
+    return Plan(
+        invite_at=settings.invite.replace(tzinfo=zone).astimezone(UTC),
+        reminder_days=reminders.after_days,
+        max_reminders=reminders.max,
+        min_gap=timedelta(days=reminders.min_gap_days),
+        close_at=settings.close.replace(tzinfo=zone).astimezone(UTC),
+        seal_after=(None if settings.seal_after_days is None
+                    else timedelta(days=settings.seal_after_days)),
+        channel=settings.channel,
+        window=window,
+    )

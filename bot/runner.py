@@ -1,8 +1,9 @@
-"""`svarbot run`: the sender, the dispatcher, the inbound readers and the campaign clock.
+"""`svarbot run`: per channel an outbox worker and receivers, one dispatcher, the clock.
 
-The parts only meet through the database: the listener and the IMAP reader put mail in the
-inbox, the dispatcher turns it into answers and outbox rows, the sender delivers the outbox,
-and the campaign clock queues invitations and reminders when they are due. Each part is told
+The parts only meet through the database: the receivers (the SMTP listener, the IMAP reader)
+put messages in the inbox, the dispatcher turns them into answers and outbox rows, each
+channel's outbox worker delivers that channel's rows, and the campaign clock queues
+invitations and reminders when they are due. Each part is told
 when there is new work (so a reply goes out within a second) and also looks on its own now and
 then (so nothing waits for a lost wake-up).
 
@@ -26,18 +27,18 @@ import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.campaign.scheduler import CampaignClock, Tick
+from bot.channels.base import Channels, Receiver
+from bot.channels.outbox_worker import OutboxWorker
+from bot.channels.registry import configured_channels
 from bot.config import Settings
+from bot.conversation.dispatch import Dispatcher
+from bot.conversation.outgoing import SurveyContext
 from bot.leader import Leadership, process_name
-from bot.mail.dispatch import Dispatcher
-from bot.mail.imap_reader import ImapReader
-from bot.mail.listener import MailListener
-from bot.mail.outgoing import SurveyContext
-from bot.mail.sender import Sender
-from bot.scheduler import CampaignClock, Tick
 from flows.loader import load_reference
 from storage.answers import AnswerStore
 
@@ -57,11 +58,13 @@ def worker_name() -> str:
 
 @dataclass(slots=True)
 class Service:
-    """The running parts of one svarbot process.
+    """The running parts of one svarbot process, for every enabled channel.
 
-    `leadership` None means this process leads without asking anyone (for callers that know
-    it is the only process, such as tests); `ticks` are the campaign clock's jobs (none: no
-    clock); `listen` False keeps this process off the listener's port (extra workers).
+    Per channel: an outbox worker (its transport from the channel) and the channel's
+    receivers; one dispatcher for the inbox rows of all of them. `leadership` None means this
+    process leads without asking anyone (for callers that know it is the only process, such as
+    tests); `ticks` are the campaign clock's jobs (none: no clock); `listen` False keeps this
+    process off the receivers' ports (extra workers).
     """
 
     settings: Settings
@@ -72,44 +75,85 @@ class Service:
     leadership: Leadership | None = None
     ticks: Sequence[Tick] = ()
     listen: bool = True
-    sender: Sender = field(init=False)
+    channels: Channels = field(init=False)
+    senders: dict[str, OutboxWorker] = field(init=False)
     dispatcher: Dispatcher = field(init=False)
-    listener: MailListener | None = field(init=False, default=None)
-    reader: ImapReader | None = field(init=False, default=None)
+    receivers: list[Receiver] = field(init=False, default_factory=list)
+    leading: list[Receiver] = field(init=False, default_factory=list)
     clock: CampaignClock | None = field(init=False, default=None)
+    _loop: asyncio.AbstractEventLoop | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self.sender = Sender(session_factory=self.session_factory, settings=self.settings,
-                             worker=self.worker,
-                             lease=timedelta(seconds=self.settings.email.smtp.lease_seconds))
+        self.channels = configured_channels(self.settings)
+        self.senders = {
+            channel.name: OutboxWorker(
+                session_factory=self.session_factory, channel=channel.name,
+                transport=channel.transport(), limits=channel.limits(),
+                retry_for=channel.retry_for(), worker=self.worker, lease=channel.lease())
+            for channel in self.channels}
         self.dispatcher = Dispatcher(session_factory=self.session_factory,
                                      settings=self.settings, store=self.store,
-                                     surveys=self.surveys, on_queued=self.sender.notify)
+                                     surveys=self.surveys, on_queued=self.notify_senders,
+                                     channels=self.channels)
+
+    @property
+    def sender(self) -> OutboxWorker:
+        """The email outbox worker."""
+        return self.senders["email"]
+
+    @property
+    def listener(self) -> Any:
+        """The SMTP/LMTP listener, when this process runs it (its `port` is bound)."""
+        for receiver in self.receivers:
+            found = getattr(receiver, "listener", None)
+            if found is not None:
+                return found
+        return None
+
+    def notify_senders(self) -> None:
+        """Messages were queued: every outbox worker looks now (call from the event loop)."""
+        for sender in self.senders.values():
+            sender.notify()
+
+    def _wake_dispatcher(self) -> None:
+        """A receiver stored a message (from any thread): the dispatcher looks now."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.dispatcher.notify)
+
+    def _receivers(self, *, leader: bool) -> list[Receiver]:
+        parts: list[Receiver] = []
+        for channel in self.channels:
+            for receiver in channel.receivers(self.session_factory, self._wake_dispatcher):
+                if receiver.leader_only == leader and (self.listen or not receiver.binds_port):
+                    parts.append(receiver)
+        return parts
 
     async def run(self, stop: asyncio.Event,
                   on_ready: Callable[[Service], None] | None = None) -> None:
         """Run every enabled part until `stop` is set."""
-        if self.listen and self.settings.email.listen.enabled:
-            self.listener = MailListener(settings=self.settings,
-                                         session_factory=self.session_factory,
-                                         on_stored=self.dispatcher.notify)
-            await self.listener.start()
-        tasks = [asyncio.create_task(self.sender.run(stop), name="sender"),
-                 asyncio.create_task(self.dispatcher.run(stop), name="dispatcher")]
+        self._loop = asyncio.get_running_loop()
+        for receiver in self._receivers(leader=False):
+            await receiver.start()
+            self.receivers.append(receiver)
+        tasks = [asyncio.create_task(sender.run(stop), name=f"sender:{name}")
+                 for name, sender in self.senders.items()]
+        tasks.append(asyncio.create_task(self.dispatcher.run(stop), name="dispatcher"))
         if self.leadership is None:
             await self._lead()
             tasks.append(asyncio.create_task(self._hold(stop), name="leader"))
         else:
             tasks.append(asyncio.create_task(
                 self.leadership.run(stop, self._lead, self._step_down), name="leadership"))
-        log.info("svarbot running (%s)", self.worker)
+        log.info("svarbot running (%s; channels %s)", self.worker,
+                 ", ".join(self.channels.names()))
         if on_ready is not None:
             on_ready(self)
         try:
             await stop.wait()
         finally:
-            if self.listener is not None:
-                await self.listener.stop()
+            for receiver in reversed(self.receivers):
+                await receiver.stop()
+            self.receivers.clear()
             results = await asyncio.gather(*tasks, return_exceptions=True)
             for task, result in zip(tasks, results, strict=True):
                 if isinstance(result, Exception):
@@ -117,32 +161,27 @@ class Service:
             log.info("svarbot stopped")
 
     async def _lead(self) -> None:
-        """Start what only the leader runs: the IMAP reader and the campaign clock."""
-        loop = asyncio.get_running_loop()
-
-        def wake_dispatcher() -> None:
-            loop.call_soon_threadsafe(self.dispatcher.notify)
-
+        """Start what only the leader runs: the mailbox and chat pollers, the campaign clock."""
         try:
-            if self.settings.email.imap.enabled and self.reader is None:
-                self.reader = ImapReader(settings=self.settings,
-                                         session_factory=self.session_factory,
-                                         on_stored=wake_dispatcher)
-                self.reader.start()
+            if not self.leading:
+                for receiver in self._receivers(leader=True):
+                    await receiver.start()
+                    self.leading.append(receiver)
             if self.ticks and self.clock is None:
-                self.clock = CampaignClock(self.ticks, after=lambda _job, _r: self.sender.notify())
+                self.clock = CampaignClock(self.ticks,
+                                           after=lambda _job, _r: self.notify_senders())
                 self.clock.start()
-        except Exception:  # the sender and dispatcher must go on; the next leader may do better
+        except Exception:  # the senders and dispatcher must go on; the next leader may do better
             log.exception("cannot start the leader's parts")
 
     async def _step_down(self) -> None:
         """Stop the leader's parts (on stop, or when leadership was lost)."""
         clock, self.clock = self.clock, None
-        reader, self.reader = self.reader, None
+        leading, self.leading = self.leading, []
         if clock is not None:
             await clock.stop()
-        if reader is not None:
-            await asyncio.to_thread(reader.stop)
+        for receiver in reversed(leading):
+            await receiver.stop()
 
     async def _hold(self, stop: asyncio.Event) -> None:
         try:

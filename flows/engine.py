@@ -41,6 +41,7 @@ from flows.events import (
     Inbound,
     InputRejected,
     ItemSkipped,
+    OptOut,
     PageCompleted,
     Paused,
     Prompt,
@@ -804,6 +805,8 @@ def advance(questionnaire: Questionnaire, session: Session, inbound: Inbound, *,
         _start(run, inbound)
     elif isinstance(inbound, Reminder):
         _remind(run)
+    elif isinstance(inbound, OptOut):
+        _opt_out(run, inbound)
     else:
         _reply(run, inbound)
     return _finish(run, now)
@@ -832,6 +835,12 @@ def _remind(run: _Run) -> None:
         run.welcome = True
     run.remind = True
     run.progress_note = True
+
+
+def _opt_out(run: _Run, inbound: OptOut) -> None:
+    if inbound.channel:
+        run.channel = inbound.channel
+    run.command(Command(CommandKind.STOP))
 
 
 def _reply(run: _Run, inbound: Reply) -> None:

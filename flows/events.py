@@ -36,7 +36,18 @@ class Reminder:
     """The scheduler wants to remind: say where the respondent stands and ask again."""
 
 
-Inbound = Start | Reply | Reminder
+@dataclass(frozen=True, slots=True)
+class OptOut:
+    """The channel says the respondent opted out without words for the engine to read.
+
+    The unsubscribe address, a subject line that says "Stopp", an unsubscribe button: the
+    channel has decided, and the engine stops the conversation exactly as for the command.
+    """
+
+    channel: Channel | None = None
+
+
+Inbound = Start | Reply | Reminder | OptOut
 
 
 # --- events ---------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ them; `Entry.at` is UTC.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -62,11 +61,9 @@ EVENT_NAMES = {"queued": "i kø", "sending": "sendes", "sent": "sendt", "retry":
                "processed": "behandlet", "failed": "karantene", "released": "sluppet fri"}
 #: Reasons the engine gives as event kinds, in the operator's words (first match wins).
 _REASONS = (("stopped", "stopp"), ("questionnaire_completed", "siste side besvart"),
-            ("paused", "pause"), ("answer_recorded", "svar mottatt"))
+            ("paused", "pause"), ("answer_recorded", "svar mottatt"),
+            ("survey closed", "undersøkelsen er stengt"))
 
-_RETRY = re.compile(r"^attempt (\d+): (.*); next at (\d{4}-\d\d-\d\d \d\d:\d\d):\d\dZ$")
-_QUEUED = re.compile(r"^queued \((\w+)\)$")
-_ACCEPTED = re.compile(r"^250\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,8 +154,8 @@ def _outbox_rows(session: Session, where: list[Any], limit: int | None) -> list[
               .correlate(OutboxMessage).scalar_subquery())
     query = (
         select(OutboxEvent.id, OutboxEvent.at, OutboxEvent.status, OutboxEvent.detail,
-               OutboxMessage.kind, number.label("number"), Invitation.survey_id,
-               Invitation.respondent_id)
+               OutboxEvent.attempt, OutboxEvent.next_at, OutboxMessage.kind,
+               number.label("number"), Invitation.survey_id, Invitation.respondent_id)
         .join(OutboxMessage, OutboxMessage.id == OutboxEvent.outbox_id)
         .outerjoin(Invitation, Invitation.id == OutboxMessage.invitation_id).where(*where))
     if limit is not None:
@@ -168,20 +165,17 @@ def _outbox_rows(session: Session, where: list[Any], limit: int | None) -> list[
         name = KIND_NAMES.get(row.kind, row.kind)
         what = name if row.kind == "invitation" else f"{name} {row.number}"
         entries.append(Entry(at=_utc(row.at), survey=row.survey_id or "", what=what,
-                             status=str(row.status), detail=outbox_detail(row.detail),
+                             status=str(row.status),
+                             detail=outbox_detail(row.detail, row.attempt, row.next_at),
                              respondent_id=row.respondent_id, source="outbox"))
     return entries
 
 
-def outbox_detail(detail: str) -> str:
+def outbox_detail(detail: str, attempt: int | None = None,
+                  next_at: dt.datetime | None = None) -> str:
     """An outbox event's detail for people: a retry names the time of the next attempt."""
-    retry = _RETRY.match(detail)
-    if retry is not None:
-        attempt, reason, when = retry.groups()
-        next_at = dt.datetime.strptime(when, "%Y-%m-%d %H:%M").replace(tzinfo=dt.UTC)
-        return f"{reason} → nytt forsøk {local_time(next_at, '%H:%M')} (forsøk {attempt})"
-    if _QUEUED.match(detail):
-        return ""
+    if attempt is not None and next_at is not None:
+        return f"{detail} → nytt forsøk {local_time(next_at, '%H:%M')} (forsøk {attempt})"
     return detail
 
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from collections.abc import Sequence
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from storage import tokens
@@ -184,3 +185,61 @@ def set_status(session: Session, invitation: Invitation, status: InvitationStatu
     log.info("invitation %s: %s -> %s (%s)", invitation.id, previous.value, status.value,
              reason)
     return previous
+
+
+def save_conversation(invitation: Invitation, state: str, *, now: dt.datetime) -> None:
+    """Store the conversation's session state (JSON) and the time of the last contact."""
+    invitation.session_state = state
+    invitation.last_contact_at = now
+
+
+def set_away(invitation: Invitation, until: dt.date) -> None:
+    """The respondent is away until `until` (an out-of-office reply): no reminder before."""
+    invitation.away_until = until
+
+
+def flag_other_sender(invitation: Invitation) -> bool:
+    """Mark that a reply came from another address than the invited one; True if new."""
+    if invitation.answered_from_other_address:
+        return False
+    invitation.answered_from_other_address = True
+    log.info("invitation %s: reply from another address than the invited one", invitation.id)
+    return True
+
+
+def count_reminder(invitation: Invitation, n: int) -> None:
+    """Reminder `n` of the invitation was queued."""
+    invitation.reminders_sent = n
+
+
+def close_invitations(session: Session, survey_id: str, *, keep: Sequence[InvitationStatus],
+                      reason: str, now: dt.datetime) -> list[int]:
+    """Close every invitation of the survey not in a `keep` status; their ids, ascending.
+
+    One UPDATE, and one `invitation_events` row per invitation (with its previous status), so
+    that `svarbot log` can say why the conversation ended.
+    """
+    from storage.history import record_changes
+
+    before: dict[int, str] = {row.id: row.status for row in session.execute(
+        select(Invitation.id, Invitation.status)
+        .where(Invitation.survey_id == survey_id, Invitation.status.not_in(keep)))}
+    closed = sorted(session.scalars(
+        update(Invitation)
+        .where(Invitation.survey_id == survey_id, Invitation.status.not_in(keep))
+        .values(status=InvitationStatus.CLOSED).returning(Invitation.id)
+        .execution_options(synchronize_session="fetch")).all())
+    record_changes(session, [(i, InvitationStatus(before[i]) if i in before else None,
+                              InvitationStatus.CLOSED) for i in closed],
+                   reason=reason, now=now)
+    for invitation_id in closed:
+        log.info("invitation %s: -> closed (%s)", invitation_id, reason)
+    return closed
+
+
+def close_survey(session: Session, survey_id: str) -> bool:
+    """Close the survey if it is open; True when this call closed it."""
+    return bool(session.scalars(
+        update(Survey).where(Survey.id == survey_id, Survey.status == SurveyStatus.OPEN)
+        .values(status=SurveyStatus.CLOSED).returning(Survey.id)
+        .execution_options(synchronize_session="fetch")).all())

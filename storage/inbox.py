@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from typing import cast
@@ -210,25 +210,33 @@ def mark_ignored(session: Session, inbox_id: int, *, classification: str, reason
 # --- reading --------------------------------------------------------------------------------
 
 
-def next_received(session: Session, *, now: dt.datetime) -> InboxMessage | None:
-    """The oldest 'received' row, locked for this transaction; None when the inbox is empty.
+def next_received(session: Session, *, now: dt.datetime,
+                  channels: Sequence[str] | None = None) -> InboxMessage | None:
+    """The oldest 'received' row of `channels` (default: any), locked for this transaction;
+    None when there is none.
 
-    On PostgreSQL the row is taken FOR UPDATE SKIP LOCKED, so several worker processes each get
-    a different row and nobody waits; the lock holds until the caller's transaction ends, which
-    must also set the row's new status. SQLite has one writer at a time and ignores the clause.
-    `now` is part of the signature for symmetry with the writers but does not filter: a row is
-    due as soon as it is stored, whatever the clocks of the processes that wrote it said.
+    A dispatcher asks only for the channels it can read, so a row of a channel this process
+    does not run waits (received, never misread) for one that does. On PostgreSQL the row is
+    taken FOR UPDATE SKIP LOCKED, so several worker processes each get a different row and
+    nobody waits; the lock holds until the caller's transaction ends, which must also set the
+    row's new status. SQLite has one writer at a time and ignores the clause. `now` is part of
+    the signature for symmetry with the writers but does not filter: a row is due as soon as
+    it is stored, whatever the clocks of the processes that wrote it said.
     """
     del now
-    return session.scalars(_NEXT_RECEIVED).first()
+    if channels is None:
+        return session.scalars(_NEXT_RECEIVED).first()
+    return session.scalars(_NEXT_RECEIVED_OF, {"channels": list(channels)}).first()
 
 
-#: Built once: it runs for every message.
+#: Built once: they run for every message.
 _NEXT_RECEIVED = (select(InboxMessage)
                   .where(InboxMessage.status == InboxStatus.RECEIVED)
                   .order_by(InboxMessage.id)
                   .limit(1)
                   .with_for_update(skip_locked=True))
+_NEXT_RECEIVED_OF = _NEXT_RECEIVED.where(
+    InboxMessage.channel.in_(bindparam("channels", expanding=True)))
 
 
 def quarantined(session: Session) -> list[InboxMessage]:

@@ -191,7 +191,7 @@ def enqueue(session: Session, *, idempotency_key: str, channel: str, kind: str, 
         return None
     session.connection().execute(_queued_event_statement(), {
         "outbox_id": message.id, "at": now, "status": OutboxStatus.QUEUED.value,
-        "detail": f"queued ({kind})"})
+        "detail": ""})
     return message
 
 
@@ -233,6 +233,8 @@ class Result:
     outbox_id: int
     outcome: ResultKind
     reason: str = ""
+    #: For a retry: the wait the other side asked for, instead of the usual backoff.
+    retry_after: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -324,9 +326,9 @@ def _record_round(session: Session, results: Sequence[Result], now: datetime,
                 moves["dead"].append(
                     (row.id, f"gave up after {row.attempts} attempts: {result.reason}"))
             else:
+                wait = result.retry_after or retry_delay(row.attempts, rng)
                 statuses[row.id] = _retry(session, events, row.id, row.attempts, result.reason,
-                                          min(now + retry_delay(row.attempts, rng), deadline),
-                                          now)
+                                          min(now + wait, deadline), now)
     changed: dict[str, set[int]] = {}
     for name, moved in moves.items():
         target = _TARGETS[name]
@@ -340,7 +342,8 @@ def _record_round(session: Session, results: Sequence[Result], now: datetime,
                 _late(events, outbox_id, target.status, detail, now)
                 statuses[outbox_id] = OutboxStatus(rows[outbox_id].status)
     if events:
-        session.execute(insert(cast(Table, OutboxEvent.__table__)), events)
+        session.execute(insert(cast(Table, OutboxEvent.__table__)),
+                        [{"attempt": None, "next_at": None, **event} for event in events])
     _invitations_sent(session, [rows[i].invitation_id for i in sorted(changed["sent"])
                                 if rows[i].kind == "invitation"
                                 and rows[i].invitation_id is not None], now)
@@ -397,7 +400,7 @@ def _retry(session: Session, events: list[dict[str, object]], outbox_id: int, at
         return OutboxStatus(session.scalars(select(OutboxMessage.status)
                                             .where(OutboxMessage.id == outbox_id)).one())
     events.append({"outbox_id": outbox_id, "at": now, "status": OutboxStatus.RETRY.value,
-                   "detail": f"attempt {attempts}: {reason}; next at {when:%Y-%m-%d %H:%M:%S}Z"})
+                   "detail": reason, "attempt": attempts, "next_at": when})
     return OutboxStatus.RETRY
 
 
@@ -428,6 +431,11 @@ def _invitations_bounced(session: Session, ids: list[int | None]) -> None:
                                       .order_by(Invitation.id)):
         if invitation.status in _BOUNCEABLE:
             set_status(session, invitation, InvitationStatus.BOUNCED, "bounce")
+
+
+def note_soft_bounce(session: Session, outbox_id: int, *, now: datetime, detail: str) -> None:
+    """A delivery report says the message is delayed or refused for now: history only."""
+    _event(session, outbox_id, "soft_bounce", detail, now)
 
 
 def mark_sent(session: Session, outbox_id: int, *, now: datetime, detail: str = "") -> None:
@@ -553,3 +561,10 @@ def counts(session: Session) -> list[tuple[str, str, int]]:
 def describe_reason(text: str) -> str:
     """A server's or library's message fit for an event: no addresses or tokens, short."""
     return safe_reason(text)
+
+
+def postpone(session: Session, ids: Sequence[int], *, until: datetime) -> None:
+    """Hold waiting messages back until `until` (the send window's next opening)."""
+    session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(list(ids)))
+                    .values(next_attempt_at=_utc(until))
+                    .execution_options(synchronize_session=False))

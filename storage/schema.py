@@ -234,6 +234,9 @@ class OutboxEvent(Base):
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
     status: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str] = mapped_column(Text, default="")
+    #: For a retry: which attempt failed, and when the next one is due.
+    attempt: Mapped[int | None] = mapped_column(Integer)
+    next_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class InboxMessage(Base):

@@ -21,8 +21,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 from storage_support import TEST_KEY_TEXT, add_people
 
-from bot import campaign
-from bot.campaign import (
+from bot.campaign import jobs as campaign
+from bot.campaign.jobs import (
     Decision,
     calendar,
     close_due,
@@ -31,21 +31,24 @@ from bot.campaign import (
     explain,
     housekeeping,
 )
-from bot.cli_plan import plan_command
+from bot.channels.email.channel import EmailChannel
+from bot.cli.plan import plan_command
 from bot.config import PlanSettings, Settings, SurveySettings
-from bot.conversation import apply_step
-from bot.mail.outgoing import SurveyContext, queue_invitations
+from bot.conversation.outgoing import SurveyContext, queue_invitations
+from bot.conversation.steps import apply_step
 from flows.engine import advance
 from flows.events import Reply
 from flows.loader import load_shipped
 from flows.session import from_json
 from storage.answers import AnswerStore, LinkKey
 from storage.db import session_factory, transaction
+from storage.history import respondent_history
 from storage.migrate import init_database, open_database
 from storage.outbox import enqueue, history, mark_sent
 from storage.schema import (
     DeskQuery,
     Invitation,
+    InvitationEvent,
     InvitationStatus,
     OutboxMessage,
     OutboxStatus,
@@ -176,7 +179,7 @@ def test_the_wave_queues_each_pending_invitation_once(world: Callable[..., World
     assert sorted(r.idempotency_key for r in rows) == sorted(f"invitation:{i}" for i in w.ids)
     assert {r.next_attempt_at.replace(tzinfo=dt.UTC) for r in rows} == {oslo(10, 14, 9)}
     with transaction(w.factory) as session:  # `svarbot invite` afterwards sends nothing more
-        assert queue_invitations(session, w.settings, w.surveys[SURVEY], w.store,
+        assert queue_invitations(session, EmailChannel(w.settings), w.surveys[SURVEY], w.store,
                                  now=oslo(10, 14, 10)) == 0
     with w.factory() as session:
         states = session.scalars(select(Invitation.session_state)).all()
@@ -187,7 +190,7 @@ def test_a_wave_that_ran_by_hand_first_adds_nothing(lite: Callable[..., World]) 
     """`svarbot invite` and the wave share the key: whichever comes second queues nothing."""
     w = lite(2)
     with transaction(w.factory) as session:
-        assert queue_invitations(session, w.settings, w.surveys[SURVEY], w.store,
+        assert queue_invitations(session, EmailChannel(w.settings), w.surveys[SURVEY], w.store,
                                  now=oslo(10, 14, 8), limit=1) == 1
     assert w.wave(oslo(10, 14, 9)) == 1
     assert len(w.rows("invitation")) == 2
@@ -386,6 +389,18 @@ def test_close_due_closes_the_survey_and_gives_up_queued_mail(
         invitations = session.scalars(select(OutboxMessage.status).where(
             OutboxMessage.kind == "invitation")).all()
         assert set(invitations) == {OutboxStatus.SENT}
+        # The bulk close is in the history, so `svarbot log` can say why mail stopped.
+        events = session.execute(select(InvitationEvent.invitation_id, InvitationEvent.previous,
+                                        InvitationEvent.reason)
+                                 .where(InvitationEvent.status == InvitationStatus.CLOSED)
+                                 .order_by(InvitationEvent.invitation_id)).all()
+        assert [tuple(e) for e in events] == [(w.ids[1], InvitationStatus.INVITED,
+                                               "survey closed"),
+                                              (w.ids[2], InvitationStatus.INVITED,
+                                               "survey closed")]
+        respondent = session.get_one(Invitation, w.ids[1]).respondent_id
+        closed = [e for e in respondent_history(session, respondent) if e.status == "closed"]
+        assert [e.detail for e in closed] == ["invitert → lukket (undersøkelsen er stengt)"]
     assert w.remind(oslo(11, 8, 17)) == 0
 
 

@@ -40,11 +40,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from storage_support import TEST_KEY_TEXT, bulk_people
 
+from bot.channels.email.channel import EmailChannel
+from bot.channels.email.clients import compose_reply
+from bot.channels.email.smtp import Sender
 from bot.config import Settings
-from bot.mail.clients import compose_reply
-from bot.mail.dispatch import Dispatcher
-from bot.mail.outgoing import SurveyContext, queue_invitations
-from bot.mail.sender import Sender
+from bot.conversation.dispatch import Dispatcher
+from bot.conversation.outgoing import SurveyContext, queue_invitations
 from flows.loader import load_shipped
 from storage.answers import AnswerStore, LinkKey
 from storage.db import session_factory, transaction
@@ -215,7 +216,8 @@ def _replies(factory: sessionmaker[Session], sink: SmtpSink, count: int) -> None
     context = SurveyContext(settings=settings.surveys[0], questionnaire=load_shipped(SURVEY))
     bulk_people(factory, SURVEY, count)
     with transaction(factory) as session:
-        queue_invitations(session, settings, context, store, now=dt.datetime.now(dt.UTC))
+        queue_invitations(session, EmailChannel(settings), context, store,
+                          now=dt.datetime.now(dt.UTC))
     sender = Sender(session_factory=factory, settings=settings, worker="setup",
                     batch_size=count)
 

@@ -17,9 +17,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-import bot.mail.imap_reader as imap_reader
+import bot.channels.email.imap_reader as imap_reader
+from bot.channels.email.imap_reader import ImapReader, purge_processed
 from bot.config import EmailSettings, ImapSettings, Settings
-from bot.mail.imap_reader import ImapReader, purge_processed
 from storage.db import session_factory
 from storage.migrate import init_database, open_database
 from storage.schema import InboxMessage, InboxStatus

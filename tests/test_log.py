@@ -20,13 +20,14 @@ from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 from storage_support import TEST_KEY_TEXT, add_people
 
+from bot.channels.email.channel import EmailChannel
+from bot.channels.email.clients import compose_reply
+from bot.channels.email.smtp import Sender
 from bot.cli import main
-from bot.cli_log import log_command
+from bot.cli.log import log_command
 from bot.config import EmailSettings, Settings, SmtpSettings, SurveySettings
-from bot.mail.clients import compose_reply
-from bot.mail.dispatch import Dispatcher
-from bot.mail.outgoing import SurveyContext, queue_invitations
-from bot.mail.sender import Sender
+from bot.conversation.dispatch import Dispatcher
+from bot.conversation.outgoing import SurveyContext, queue_invitations
 from flows.loader import load_shipped
 from storage.answers import AnswerStore, LinkKey
 from storage.db import make_engine, session_factory, transaction
@@ -42,12 +43,14 @@ from storage.schema import (
     Invitation,
     InvitationEvent,
     InvitationStatus,
+    OutboxEvent,
     OutboxMessage,
 )
 
 pytest_plugins = ["storage_backends"]
 
 SURVEY = "virksomhetsleder-2020"
+NOW = dt.datetime(2019, 10, 15, 7, 0, tzinfo=dt.UTC)
 #: The number respondent 3 answers to question 3: stored as an answer, never shown.
 ANSWERED_NUMBER = "9173"
 #: A word in respondent 3's question to the contact person (kept in desk_queries).
@@ -109,7 +112,7 @@ def world(sink: SmtpSink, tmp_path: Path) -> tuple[sessionmaker[Session], Path]:
                                       questionnaire=load_shipped(SURVEY))}
     with transaction(factory) as session:
         add_people(session, SURVEY, 4)
-        assert queue_invitations(session, settings, contexts[SURVEY], store,
+        assert queue_invitations(session, EmailChannel(settings), contexts[SURVEY], store,
                                  now=dt.datetime.now(dt.UTC)) == 4
     sink.fail(_address(0), try_later(1))
     sink.fail(_address(1), unknown_user())
@@ -277,8 +280,8 @@ def test_db_upgrade_brings_a_0002_database_up_with_its_statuses(db_url: str,
     config.write_text(f"database:\n  url: '{db_url}'\n", encoding="utf-8")
     result = CliRunner().invoke(main, ["db", "upgrade", "--config", str(config)])
     assert result.exit_code == 0, result.output
-    assert current_revision(db_url) == "0003"
-    assert upgrade(db_url) == ("0003", "0003")
+    assert current_revision(db_url) == "0004"
+    assert upgrade(db_url) == ("0004", "0004")
     engine = open_database(db_url)
     with session_factory(engine)() as session:
         rows = session.execute(select(InvitationEvent.invitation_id, InvitationEvent.status,
@@ -289,4 +292,36 @@ def test_db_upgrade_brings_a_0002_database_up_with_its_statuses(db_url: str,
         entries = respondent_history(session, 2)
         assert [(e.what, e.status, e.detail) for e in entries] == [
             ("status", "bounced", "bounce (status before 0003)")]
+    engine.dispose()
+
+
+def test_db_upgrade_to_0004_moves_retry_numbers_out_of_the_text(db_url: str) -> None:
+    """Retry events written before 0004 ("attempt 2: …; next at …Z") get their attempt and
+    next time as columns, the text keeps only the reason, and `svarbot log` says the same."""
+    assert init_database(db_url, revision="0003") == "0003"
+    engine = make_engine(db_url)
+    with transaction(session_factory(engine)) as session:
+        add_people(session, SURVEY, 1)
+        session.execute(text(
+            "INSERT INTO outbox (id, idempotency_key, invitation_id, channel, kind, recipient, "
+            "status, attempts, next_attempt_at, created_at) VALUES (1, 'invitation:1', 1, "
+            "'email', 'invitation', 'x@example.test', 'retry', 2, :at, :at)"), {"at": NOW})
+        session.execute(text(
+            "INSERT INTO outbox_events (outbox_id, at, status, detail) VALUES "
+            "(1, :at, 'queued', 'queued (invitation)'), "
+            "(1, :at, 'retry', 'attempt 2: 451 4.3.0 try later; next at 2019-10-15 07:10:00Z')"),
+            {"at": NOW})
+    engine.dispose()
+    assert upgrade(db_url) == ("0003", "0004")
+    engine = open_database(db_url)
+    with session_factory(engine)() as session:
+        rows = session.execute(select(OutboxEvent.status, OutboxEvent.detail,
+                                      OutboxEvent.attempt, OutboxEvent.next_at)
+                               .order_by(OutboxEvent.id)).all()
+        assert [(s, d, a) for s, d, a, _ in rows] == [("queued", "", None),
+                                                      ("retry", "451 4.3.0 try later", 2)]
+        next_at = rows[1][3]
+        assert next_at.replace(tzinfo=dt.UTC) == dt.datetime(2019, 10, 15, 7, 10, tzinfo=dt.UTC)
+        details = [e.detail for e in respondent_history(session, 1) if e.source == "outbox"]
+        assert details == ["", "451 4.3.0 try later → nytt forsøk 09:10 (forsøk 2)"]
     engine.dispose()

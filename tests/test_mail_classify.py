@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.mail.classify import Classification, classify, find_token, parse_return_date
-from bot.mail.inbound import BadMail, MailKind, ParsedMail, parse_mail
+from bot.channels.email.classify import Classification, classify, find_token, parse_return_date
+from bot.channels.email.inbound import BadMail, MailKind, ParsedMail, parse_mail
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MAIL = FIXTURES / "mail"

@@ -8,8 +8,8 @@ from email.message import EmailMessage, Message
 
 import pytest
 
-from bot.mail.clients import STYLES, compose_auto_reply, compose_bounce, compose_reply
-from bot.mail.trim import MARKERS, extract_reply, extract_reply_html
+from bot.channels.email.clients import STYLES, compose_auto_reply, compose_bounce, compose_reply
+from bot.channels.email.trim import MARKERS, extract_reply, extract_reply_html
 
 REPLY_TO = "svar+abc123def456@svarbot.localhost"
 ORIGINAL_ID = "<inv-42.7f3a@svarbot.localhost>"

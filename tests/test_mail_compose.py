@@ -20,8 +20,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.config import EmailSettings
-from bot.mail.compose import (
+from bot.channels.email.compose import (
     KINDS,
     OutgoingMail,
     base_subject,
@@ -31,6 +30,7 @@ from bot.mail.compose import (
     render,
     reply_address,
 )
+from bot.config import EmailSettings
 
 TOKEN = "abcdefghijklmnopqrstuvwxyz234567"  # noqa: S105 - an invitation token, made up
 NOW = datetime(2020, 3, 2, 9, 30, tzinfo=timezone(timedelta(hours=1)))

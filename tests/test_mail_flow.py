@@ -20,11 +20,12 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 from storage_support import TEST_KEY_TEXT, add_people
 
+from bot.channels.email.channel import EmailChannel
+from bot.channels.email.clients import compose_auto_reply, compose_bounce, compose_reply
+from bot.channels.email.compose import OutgoingMail, render
 from bot.config import Settings, SurveySettings
-from bot.mail.clients import compose_auto_reply, compose_bounce, compose_reply
-from bot.mail.compose import OutgoingMail, render
-from bot.mail.dispatch import Dispatcher
-from bot.mail.outgoing import SurveyContext, queue_invitations
+from bot.conversation.dispatch import Dispatcher
+from bot.conversation.outgoing import SurveyContext, queue_invitations
 from flows.loader import load_shipped
 from storage.answers import AnswerStore, LinkKey
 from storage.db import session_factory, transaction
@@ -59,9 +60,11 @@ def world(engine: Engine) -> tuple[sessionmaker[Session], Dispatcher, Settings]:
     with transaction(factory) as session:
         add_people(session, SURVEY, 3)
     with transaction(factory) as session:
-        assert queue_invitations(session, settings, contexts[SURVEY], store, now=NOW) == 3
+        assert queue_invitations(session, EmailChannel(settings), contexts[SURVEY], store,
+                                 now=NOW) == 3
     with transaction(factory) as session:  # a second wave queues nothing new
-        assert queue_invitations(session, settings, contexts[SURVEY], store, now=NOW) == 0
+        assert queue_invitations(session, EmailChannel(settings), contexts[SURVEY], store,
+                                 now=NOW) == 0
     with transaction(factory) as session:
         for row in session.scalars(select(OutboxMessage)):
             mark_sent(session, row.id, now=NOW)
@@ -387,9 +390,44 @@ def test_invitations_queued_in_batches_take_the_next_ones(engine: Engine) -> Non
     batches = []
     for _ in range(4):  # `svarbot invite --limit 2`, four times
         with transaction(factory) as session:
-            batches.append(queue_invitations(session, settings, context, store, now=NOW,
-                                             limit=2))
+            batches.append(queue_invitations(session, EmailChannel(settings), context, store,
+                                             now=NOW, limit=2))
     assert batches == [2, 2, 1, 0]
     with factory() as session:
         keys = sorted(session.scalars(select(OutboxMessage.idempotency_key)))
     assert keys == [f"invitation:{i}" for i in range(1, 6)]
+
+
+def test_stopp_in_the_subject_alone_opts_the_person_out(world) -> None:
+    """A reply whose only "Stopp" is its subject (the body is the quote) opts out: the
+    channel's verdict reaches the engine as an opt-out, not as a word to find in the text."""
+    factory, dispatcher, settings = world
+    reply = compose_reply(_invitation_bytes(factory, settings, 1), "",
+                          style="outlook_nb", from_address="leder0@kommune0.example",
+                          from_name="Leder", now=NOW)
+    message = email.message_from_bytes(reply, policy=default_policy)
+    message.replace_header("Subject", "Stopp")
+    _deliver(factory, message.as_bytes(), "test:subject-stop")
+    assert dispatcher.handle_next() == "replied:opt_out"
+    assert _invitation(factory, 1).status == InvitationStatus.OPTED_OUT
+    [confirmation] = _reply_rows(factory, 1)
+    assert confirmation.kind == "confirmation"
+
+
+def test_a_row_of_a_channel_this_process_does_not_run_is_left_for_one_that_does(world) -> None:
+    """An inbox row of another channel (a Telegram update) is never read as email: it stays
+    received, and the email row after it is handled."""
+    factory, dispatcher, settings = world
+    with transaction(factory) as session:
+        other = store_inbound(session, channel="telegram", external_id="update:1",
+                              raw=b'{"update_id": 1, "message": {"text": "1"}}',
+                              message_id=None, now=NOW)
+        assert other is not None
+        other_id = other.id
+    good = compose_reply(_invitation_bytes(factory, settings, 1), "1: helse",
+                         style="gmail_nb", from_address="leder0@kommune0.example",
+                         from_name="Leder", now=NOW)
+    _deliver(factory, good, "test:good")
+    assert dispatcher.handle_next() == "replied:answer"
+    assert dispatcher.handle_next() is None
+    assert _inbox(factory, other_id).status == InboxStatus.RECEIVED

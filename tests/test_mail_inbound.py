@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.mail.inbound import BadMail, parse_mail, unflow
+from bot.channels.email.inbound import BadMail, parse_mail, unflow
 
 MAIL = Path(__file__).parent / "fixtures" / "mail"
 TOKEN = "n4rvgk2a7b5c6d2e3f4g5h6j7k2m3p4q"  # noqa: S105 - a synthetic invitation token

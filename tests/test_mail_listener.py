@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.channels.email.listener import MailListener, accepted_domains, domain_of, external_id_of
 from bot.config import EmailSettings, ListenSettings, Settings
-from bot.mail.listener import MailListener, accepted_domains, domain_of, external_id_of
 from storage.db import session_factory
 from storage.migrate import init_database, open_database
 from storage.schema import InboxMessage

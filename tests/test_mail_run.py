@@ -30,6 +30,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from storage_support import TEST_KEY_TEXT, add_people
 
+from bot.channels.email.channel import EmailChannel
+from bot.channels.email.clients import compose_reply
 from bot.cli import main
 from bot.config import (
     EmailSettings,
@@ -39,8 +41,7 @@ from bot.config import (
     SmtpSettings,
     SurveySettings,
 )
-from bot.mail.clients import compose_reply
-from bot.mail.outgoing import SurveyContext, queue_invitations
+from bot.conversation.outgoing import SurveyContext, queue_invitations
 from bot.runner import Service
 from flows.loader import load_shipped
 from storage.answers import AnswerStore, LinkKey
@@ -78,7 +79,7 @@ def _prepare(factory: sessionmaker[Session], settings: Settings) -> Service:
                                       questionnaire=load_shipped(SURVEY))}
     with transaction(factory) as session:
         add_people(session, SURVEY, 2)
-        queue_invitations(session, settings, contexts[SURVEY], store,
+        queue_invitations(session, EmailChannel(settings), contexts[SURVEY], store,
                           now=dt.datetime.now(dt.UTC))
     return Service(settings=settings, session_factory=factory, store=store, surveys=contexts,
                    worker="test")

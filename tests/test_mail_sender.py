@@ -23,11 +23,11 @@ from sqlalchemy import Engine, event, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 from storage_support import add_people
 
-from bot.cli_outbox import outbox as outbox_cli
+from bot.channels.email.compose import OutgoingMail
+from bot.channels.email.smtp import Sender, SenderError, compose_render, wire_bytes
+from bot.channels.ratelimit import DAY, RateLimiter
+from bot.cli.outbox import outbox as outbox_cli
 from bot.config import Settings
-from bot.mail.compose import OutgoingMail
-from bot.mail.ratelimit import DAY, RateLimiter
-from bot.mail.sender import Sender, SenderError, compose_render, wire_bytes
 from storage import outbox
 from storage.db import session_factory, transaction
 from storage.migrate import init_database, open_database
@@ -353,7 +353,7 @@ def test_policy_refusal_is_ours_not_the_recipients(
     sink.fail("someone@example.org", policy())
     [msg] = queue(db, ["someone@example.org"], kind="invitation", invitation_id=invitation.id)
     sender = Sender(session_factory=db, settings=settings(sink), worker="t", render=render)
-    with caplog.at_level(logging.INFO, logger="bot.mail.sender"):
+    with caplog.at_level(logging.INFO, logger="bot.channels.email.smtp"):
         assert rounds(sender) == [1]
     assert row(db, msg).status == OutboxStatus.RETRY
     with transaction(db) as session:
@@ -459,7 +459,7 @@ def test_start_tls_required_but_not_offered_never_sends_in_clear(
     [msg] = queue(db, ["a@example.org"])
     sender = Sender(session_factory=db, settings=settings(sink, start_tls=True), worker="t",
                     render=render)
-    with caplog.at_level(logging.WARNING, logger="bot.mail.sender"):
+    with caplog.at_level(logging.WARNING, logger="bot.channels.email.smtp"):
         assert rounds(sender) == [1]
     assert row(db, msg).status == OutboxStatus.RETRY
     with transaction(db) as session:
@@ -590,9 +590,9 @@ def test_stopping_finishes_messages_in_flight_and_hands_back_the_rest(
 def test_composed_messages_take_the_fast_path_with_the_generators_bytes(kind: str,
                                                                           lang: str) -> None:
     """The direct writer for compose's messages gives exactly the generator's bytes."""
+    from bot.channels.email.compose import render as compose
+    from bot.channels.email.smtp import _composed_wire
     from bot.config import EmailSettings
-    from bot.mail.compose import render as compose
-    from bot.mail.sender import _composed_wire
 
     token = "abcdefghijklmnopqrstuvwxyz234567"  # noqa: S105 - an invitation token
     mail = OutgoingMail(kind=kind, lang=lang, token=token,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.mail.html_text import html_to_text, strip_quote_containers
-from bot.mail.trim import MARKERS, extract_reply, extract_reply_html
+from bot.channels.email.html_text import html_to_text, strip_quote_containers
+from bot.channels.email.trim import MARKERS, extract_reply, extract_reply_html
 
 FIXTURES = Path(__file__).parent / "fixtures" / "trim"
 TRIMMER = FIXTURES / "email_reply_trimmer"
@@ -25,7 +25,7 @@ def _read(path: Path) -> str:
 # --- discourse/email_reply_trimmer ------------------------------------------------------------
 # Cases where svarbot returns something other than Discourse, on purpose. Discourse keeps
 # `>`-quoted lines around inline/bottom-posted text; svarbot keeps only the unquoted lines
-# (they are the answer) and flags the result for review.
+# (they are the answer) and flags for review only what is uncertain.
 TRIMMER_DIFFERENT = {
     "embedded_email_7": "inline answer below a quote: quoted lines dropped, text kept",
     "embedded_email_16": "bottom-post under a quote: quoted lines dropped",
@@ -67,7 +67,8 @@ def test_trimmer_corpus_deliberate_differences(name: str, expected: str, rule: s
     result = extract_reply(_read(TRIMMER / "emails" / f"{name}.txt"))
     assert result.text == expected
     assert result.rule == rule
-    assert result.needs_review == (expected != "")
+    # Text typed below a `>` quote is the answer: nothing there for a person to check.
+    assert not result.needs_review
 
 
 def test_trimmer_inline_keeps_text_on_both_sides_of_quote() -> None:
@@ -224,12 +225,12 @@ def test_forward_with_comment_keeps_comment() -> None:
 # --- synthetic Norwegian client formats -------------------------------------------------------
 SYNTHETIC_RULES = {
     "apple_mail_nb": ("marker", False),
-    "bottom_post_nb": ("bottom_post", True),
+    "bottom_post_nb": ("bottom_post", False),
     "gmail_en_wrapped": ("quote_header", False),
     "gmail_nb": ("quote_header", False),
     "gmail_nb_dot_time": ("quote_header", False),
     "gmail_nb_wrapped": ("quote_header", False),
-    "inline_nb": ("inline", True),
+    "inline_nb": ("inline", False),
     "iphone_nb": ("signature", False),
     "iphone_nb_unquoted_header": ("signature", False),
     "marker_only_nb": ("marker", False),
@@ -311,7 +312,7 @@ def test_marker_in_quote_with_answer_below() -> None:
     body = f"> {MARKERS[0]}\n> Har dere fått opplæring?\n\nJa, i fjor.\n"
     result = extract_reply(body)
     assert result.text == "Ja, i fjor."
-    assert result.needs_review
+    assert not result.needs_review  # below a real quote: certain
     assert result.rule == "bottom_post"
 
 
@@ -395,3 +396,55 @@ def test_quote_containers_removed(container: str) -> None:
     stripped = strip_quote_containers(html)
     assert html_to_text(stripped) == "Svar"
     assert "Q" in html_to_text(html)
+
+
+# --- inline replies: answers belong to the question quoted above them -------------------------
+INLINE_WITH_BLANK = """\
+Den 15.10.2019 09:03, skrev Innovasjonsbarometeret:
+> Del 5 av 8: Samarbeid
+>
+> 19. Hvor mange ansatte har virksomheten?
+>    Svar med et tall.
+40
+>
+> 20. Hvem har dere samarbeidet med?
+>    1) Andre kommuner
+>    2) Private bedrifter
+>
+> 21. Hvor kom ideen fra?
+>    1) internt
+>    2) eksternt
+internt
+>
+> 22. Hvor enig er du?
+>    a) Vi har en plan
+>    b) Vi har penger
+>    1 = helt uenig, 5 = helt enig
+>    a) Vi har en plan
+4
+>    b) Vi har penger
+2
+"""
+
+
+def test_an_inline_reply_with_a_blank_keeps_every_answer_under_its_question() -> None:
+    """`internt` typed under question 21 is the answer to 21, though 20 was left blank; grid
+    rows typed under their quoted row get the row's letter."""
+    result = extract_reply(INLINE_WITH_BLANK)
+    assert result.text == "19: 40\n21: internt\n22a: 4\n22b: 2"
+    assert result.rule == "inline"
+    assert not result.needs_review
+
+
+def test_inline_text_that_says_its_number_is_kept_as_typed() -> None:
+    body = ("Den 15.10.2019 09:03, skrev Svarbot:\n> 1. Sektor?\n1: helse\n"
+            "> 2. Antall ansatte?\n40\n")
+    assert extract_reply(body).text == "1: helse\n2: 40"
+
+
+def test_inline_text_below_a_quote_of_no_question_is_flagged() -> None:
+    """Text above and below a quote that asks nothing: kept, and a person should look."""
+    body = "Svar under.\nDen 15.10.2019 09:03, skrev Kari:\n> Hei, se under.\nJa, det går fint.\n"
+    result = extract_reply(body)
+    assert (result.text, result.rule, result.needs_review) == (
+        "Svar under.\nJa, det går fint.", "inline", True)

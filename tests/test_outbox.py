@@ -15,7 +15,7 @@ from sqlalchemy import Engine, func, null, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from storage_support import add_people
 
-from bot.cli_outbox import outbox as outbox_cli
+from bot.cli.outbox import outbox as outbox_cli
 from storage import outbox
 from storage.claim import OUTBOX, claim_statement
 from storage.db import session_factory, transaction
@@ -217,7 +217,12 @@ def test_retry_backs_off_exponentially_and_dies_at_the_deadline(engine: Engine) 
     assert outbox._utc(_row(engine, own).next_attempt_at) == NOW + timedelta(minutes=30)
     events = _events(engine, msg)
     assert [s for s, _ in events] == ["queued"] + ["retry"] * 9 + ["dead"]
-    assert events[1][1].startswith("attempt 1: 451 later; next at")
+    assert events[1][1] == "451 later"
+    with transaction(factory) as session:
+        first_retry = outbox.history(session, msg)[1]
+        # The attempt and the next attempt's time are columns, not words in the detail.
+        assert first_retry.attempt == 1
+        assert outbox._utc(first_retry.next_at) == NOW + timedelta(minutes=1)
     assert events[-1][1].startswith("gave up after 9 attempts")
 
 

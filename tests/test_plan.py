@@ -12,8 +12,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.config import ConfigError, PlanSettings, load_settings
-from bot.plan import (
+from bot.campaign.plan import (
     Blocked,
     Plan,
     Window,
@@ -22,9 +21,9 @@ from bot.plan import (
     is_open,
     next_opening,
     parse_moment,
-    plan_from_settings,
     reminder_at,
 )
+from bot.config import ConfigError, PlanSettings, load_settings, plan_from_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 OSLO = ZoneInfo("Europe/Oslo")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot.conversation import apply_step
+from bot.conversation.steps import apply_step
 from flows.loader import load_shipped
 from flows.simulate import Persona, converse
 from storage.aggregate import build_report

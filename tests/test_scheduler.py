@@ -20,9 +20,9 @@ import pytest
 from sqlalchemy import Engine, create_engine, select, text
 from storage_support import TEST_KEY_TEXT, add_people
 
+from bot.campaign.scheduler import DEFAULT_INTERVALS, JOB_IDS, CampaignClock, Tick, campaign_ticks
 from bot.config import PlanSettings, ReminderSettings, Settings, SurveySettings
-from bot.mail.outgoing import SurveyContext
-from bot.scheduler import DEFAULT_INTERVALS, JOB_IDS, CampaignClock, Tick, campaign_ticks
+from bot.conversation.outgoing import SurveyContext
 from flows.loader import load_shipped
 from storage.answers import AnswerStore, LinkKey
 from storage.db import session_factory, transaction
@@ -312,7 +312,7 @@ def test_a_failing_job_is_logged_and_ticks_again(caplog: pytest.LogCaptureFixtur
         await until(lambda: failing.calls >= 4 and other.calls >= 4)
         await clock.stop()
 
-    with caplog.at_level(logging.ERROR, logger="bot.scheduler"):
+    with caplog.at_level(logging.ERROR, logger="bot.campaign.scheduler"):
         asyncio.run(scenario())
     failures = [r for r in caplog.records if "campaign job failing failed" in r.getMessage()]
     assert len(failures) == 2

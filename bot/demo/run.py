@@ -5,7 +5,7 @@ What it does, in the order a real campaign would:
 2. draws a stratified sample of unit leaders (sector × landsdel × size class);
 3. creates a fresh SQLite database and imports both contact lists (each invitation a token);
 4. starts svarbot as `svarbot run` does (sender, SMTP listener, dispatcher) against a simulated
-   world of mail servers on loopback (`bot.demo_world`), queues the invitations, and lets the
+   world of mail servers on loopback (`bot.demo.world`), queues the invitations, and lets the
    simulated people answer by email in the styles of their mail clients: Outlook in Norwegian,
    Gmail, iPhone, bottom-posting, with out-of-office replies, bounces, opt-outs and questions
    for the contact person. Every message crosses the real path: outbox → render → SMTP → reply
@@ -36,9 +36,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
-from bot.demo_world import Respondent as Person
-from bot.demo_world import WorldMail, draw_behaviour, draw_style
-from bot.mail.outgoing import SurveyContext, queue_invitations
+from bot.demo.world import Respondent as Person
+from bot.demo.world import WorldMail, draw_behaviour, draw_style
+from bot.channels.registry import configured_channels
+from bot.conversation.outgoing import SurveyContext, invitation_channel, queue_invitations
 from bot.runner import Service
 from flows.model import AnswerValue, Lang, Questionnaire
 from storage.answers import AnswerStore, LinkKey
@@ -213,8 +214,10 @@ async def _fieldwork(settings: Settings, factory: sessionmaker[Session], store: 
         raise RuntimeError("svarbot's SMTP listener did not start")
     world.svarbot_port = service.listener.port
     started = time.monotonic()
+    channels = configured_channels(settings)
     with transaction(factory) as session:
-        invited = sum(queue_invitations(session, settings, context, store, now=FIELDWORK_START)
+        invited = sum(queue_invitations(session, invitation_channel(channels, context), context,
+                                        store, now=FIELDWORK_START)
                       for context in contexts.values())
     service.sender.notify()
     sent_task = progress.add_task("e-post sendt", total=invited)
@@ -278,7 +281,7 @@ def _tally(factory: sessionmaker[Session], seconds: float) -> Fieldwork:
 def run_demo(settings: Settings, *, respondents: int, seed: int, folder: Path,
              mayors: int = 439, console: Console | None = None) -> Fieldwork:
     """Run the whole demo in `folder` and print what an operator would look at."""
-    from bot.cli_report import print_report
+    from bot.cli.report import print_report
     from bot.runner import survey_contexts
     from storage.aggregate import build_report
 

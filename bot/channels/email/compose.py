@@ -339,7 +339,7 @@ def _wrap(paragraph: str) -> str:
 def _templates() -> tuple[Template, Template]:
     """The compiled text and HTML templates, loaded once per process."""
     env = Environment(
-        loader=PackageLoader("bot.mail", "templates"),
+        loader=PackageLoader("bot.channels.email", "templates"),
         autoescape=select_autoescape(["html.j2"]),
         undefined=StrictUndefined,
         trim_blocks=True,

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from bot.cli_common import CONFIG_HELP
-from bot.cli_common import fail as _fail
+from bot.cli.common import CONFIG_HELP
+from bot.cli.common import fail as _fail
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -119,7 +119,7 @@ def import_command(file: str, survey_id: str, dry_run: bool, config_path: str | 
     """
     from sqlalchemy.exc import SQLAlchemyError
 
-    from bot.cli_common import load_config
+    from bot.cli.common import load_config
     from storage.contacts import SurveyClosedError, database_ready, import_contacts
     from storage.db import StorageError, make_engine, session_factory
 

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from bot.cli_common import config_option, load_config
-from bot.cli_common import fail as _fail
+from bot.cli.common import config_option, load_config
+from bot.cli.common import fail as _fail
 from bot.config import Settings
 
 if TYPE_CHECKING:
@@ -178,7 +178,7 @@ def _purge_mailbox(settings: Settings, survey_id: str) -> None:
     from imapclient.exceptions import IMAPClientError  # type: ignore[import-untyped]
     from sqlalchemy import select
 
-    from bot.mail.imap_reader import purge_processed
+    from bot.channels.email.imap_reader import purge_processed
     from storage.db import session_factory
     from storage.migrate import open_database
     from storage.schema import InboxMessage, Invitation

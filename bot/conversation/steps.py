@@ -1,9 +1,10 @@
-"""Applying one engine step to the database: the session, the invitation, the answers.
+"""Applying one engine step to the database: the session, the invitation, answers, the desk.
 
 This is the seam between the pure engine and storage. Whatever channel a message came by, the
 step it produced is stored the same way, in the caller's transaction: the session JSON goes to
 the invitation, the invitation's status follows the conversation (started, finished, opted out),
-and every recorded or removed answer goes to the anonymised store, keyed only by the link.
+every recorded or removed answer goes to the anonymised store, keyed only by the link, and a
+question to a person goes to the contact person's desk.
 """
 
 from __future__ import annotations
@@ -12,11 +13,19 @@ import datetime as dt
 
 from sqlalchemy.orm import Session
 
-from flows.events import AnswerRecorded, AnswerRemoved, QuestionnaireCompleted, Step, Stopped
+from flows.events import (
+    AnswerRecorded,
+    AnswerRemoved,
+    QueryRaised,
+    QuestionnaireCompleted,
+    Step,
+    Stopped,
+)
 from flows.model import Questionnaire
 from flows.session import Status, to_json
 from storage.answers import AnswerStore, strata_for
-from storage.identity import set_status
+from storage.desk import open_query
+from storage.identity import save_conversation, set_status
 from storage.schema import Invitation, InvitationStatus, Respondent
 
 #: Statuses a conversation step may move an invitation out of.
@@ -27,13 +36,13 @@ _OPEN = (InvitationStatus.PENDING, InvitationStatus.INVITED, InvitationStatus.DE
 def apply_step(session: Session, store: AnswerStore, invitation: Invitation,
                respondent: Respondent, step: Step, *, now: dt.datetime,
                questionnaire: Questionnaire | None = None) -> None:
-    """Store `step` for `invitation`: session state, status, and answers (by link only).
+    """Store `step` for `invitation`: session state, status, answers (by link only) and the
+    questions for the contact person.
 
     `questionnaire` is the one the step came from (it tells the store which answers are free
     text); without it the store loads the survey's own.
     """
-    invitation.session_state = to_json(step.session)
-    invitation.last_contact_at = now
+    save_conversation(invitation, to_json(step.session), now=now)
     recorded = {e.answer_id for e in step.events if isinstance(e, AnswerRecorded)}
     removed = [e.answer_id for e in step.events if isinstance(e, AnswerRemoved)]
     if recorded or removed:
@@ -45,6 +54,9 @@ def apply_step(session: Session, store: AnswerStore, invitation: Invitation,
     status = _status_after(invitation, step)
     if status is not None and status != invitation.status and invitation.status in _OPEN:
         set_status(session, invitation, status, _reason(step), now=now)
+    for event in step.events:
+        if isinstance(event, QueryRaised):
+            open_query(session, invitation.id, event.text, now=now)
 
 
 def _status_after(invitation: Invitation, step: Step) -> InvitationStatus | None:

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from bot.cli_common import CONFIG_HELP
-from bot.cli_common import fail as _fail
+from bot.cli.common import CONFIG_HELP
+from bot.cli.common import fail as _fail
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -50,7 +50,7 @@ def _answer_store(config_path: str | None, survey_id: str,
     from sqlalchemy import select
     from sqlalchemy.exc import SQLAlchemyError
 
-    from bot.cli_common import load_config
+    from bot.cli.common import load_config
     from storage.db import StorageError
     from storage.migrate import open_database
     from storage.schema import Survey

@@ -1,4 +1,4 @@
-"""Keeping one mail account under its provider's sending limits.
+"""Keeping one sending account (a mailbox, a bot) under its provider's limits.
 
 Providers count per account: Exchange Online allows 30 messages a minute and 10 000 recipients
 a rolling day per mailbox, and answers with 4xx/5xx (or suspends the account) when either is
@@ -73,6 +73,7 @@ class RateLimiter:
         earlier = sorted(now - max(0.0, ago) for ago in sent_ago if ago < DAY)
         self._day: deque[float] = deque(earlier)
         self._minute: deque[float] = deque(t for t in earlier if t > now - MINUTE)
+        self._paused_until = 0.0
         self._lock = asyncio.Lock()
 
     def _expire(self, now: float) -> None:
@@ -85,12 +86,16 @@ class RateLimiter:
         """Seconds until one more send is allowed (0.0: now)."""
         now = self._clock.monotonic()
         self._expire(now)
-        waits = [0.0]
+        waits = [0.0, self._paused_until - now]
         if len(self._minute) >= self.per_minute:
             waits.append(self._minute[len(self._minute) - self.per_minute] + MINUTE - now)
         if len(self._day) >= self.per_day:
             waits.append(self._day[len(self._day) - self.per_day] + DAY - now)
         return max(waits)
+
+    def pause(self, seconds: float) -> None:
+        """Allow no send for `seconds` from now (the other side asked everyone to wait)."""
+        self._paused_until = max(self._paused_until, self._clock.monotonic() + seconds)
 
     def _take(self) -> None:
         now = self._clock.monotonic()

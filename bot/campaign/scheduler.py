@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
     from bot.config import Settings
-    from bot.mail.outgoing import SurveyContext
+    from bot.conversation.outgoing import SurveyContext
     from storage.answers import AnswerStore
 
 log = logging.getLogger(__name__)
@@ -187,7 +187,7 @@ def campaign_ticks(session_factory: sessionmaker[Session], settings: Settings,
                    surveys: Mapping[str, SurveyContext], store: AnswerStore, *,
                    intervals: Mapping[str, float] = DEFAULT_INTERVALS) -> list[Tick]:
     """The four production jobs, bound to this service's database, settings and surveys."""
-    from bot import campaign
+    from bot.campaign import jobs as campaign
 
     bodies: dict[str, JobBody] = {
         "due-invitations": partial(campaign.due_invitations, session_factory, settings,

@@ -28,7 +28,7 @@ from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import Envelope
 from aiosmtpd.smtp import Session as SMTPSession
 
-from bot.mail.clients import STYLES, compose_auto_reply, compose_bounce, compose_reply
+from bot.channels.email.clients import STYLES, compose_auto_reply, compose_bounce, compose_reply
 from flows.model import AnswerValue, Item, Lang, Questionnaire
 from flows.simulate import Persona, choose_value
 from flows.simulate import compose_reply as compose_answers

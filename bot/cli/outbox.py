@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from bot.cli_common import config_option, load_config
-from bot.cli_common import fail as _fail
+from bot.cli.common import config_option, load_config
+from bot.cli.common import fail as _fail
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine

@@ -5,7 +5,8 @@ break is read late or not at all, and a reminder that lands the day after someon
 out-of-office ends is buried under a week of mail. The plan in config.yaml says when the
 campaign runs; this module answers "may we send now, and if not, when next?".
 
-Everything here is pure: no clock and no I/O. Callers pass the moment they are asking about.
+Everything here is pure: no clock, no I/O and no configuration (bot.config builds a `Plan`
+from its settings with `plan_from_settings`). Callers pass the moment they are asking about.
 Moments go in aware (any zone) and come out in UTC, the way the database stores them. Opening
 hours are wall-clock times in the window's zone, so 08:00 stays 08:00 in Oslo across the
 change from summer to winter time (27 October 2019) and back (31 March 2019).
@@ -19,13 +20,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from types import MappingProxyType
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import holidays
-
-if TYPE_CHECKING:
-    from bot.config import PlanSettings
 
 #: Weekday names as written in config.yaml, Monday first (ISO weekday = index + 1).
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -156,37 +153,6 @@ def _public_holidays(country: str, year: int) -> Mapping[date, str]:
 def holiday_name(country: str, day: date) -> str | None:
     """The public holiday on `day` in `country`, or None."""
     return _public_holidays(country, day.year).get(day)
-
-
-def plan_from_settings(settings: PlanSettings) -> Plan:
-    """The plan a survey's validated `plan:` settings describe, with moments in UTC."""
-    window_settings = settings.window
-    zone = ZoneInfo(window_settings.timezone)
-    start, end = parse_hours(window_settings.hours)
-    window = Window(
-        weekdays=frozenset(WEEKDAYS.index(day) + 1 for day in window_settings.weekdays),
-        start=start,
-        end=end,
-        zone=zone,
-        holiday_country=window_settings.holidays,
-        blocked=tuple(
-            Blocked(start=block.from_, end=block.to, counties=frozenset(block.counties),
-                    reason=block.reason)
-            for block in window_settings.blocked
-        ),
-    )
-    reminders = settings.reminders
-    return Plan(
-        invite_at=settings.invite.replace(tzinfo=zone).astimezone(UTC),
-        reminder_days=reminders.after_days,
-        max_reminders=reminders.max,
-        min_gap=timedelta(days=reminders.min_gap_days),
-        close_at=settings.close.replace(tzinfo=zone).astimezone(UTC),
-        seal_after=(None if settings.seal_after_days is None
-                    else timedelta(days=settings.seal_after_days)),
-        channel=settings.channel,
-        window=window,
-    )
 
 
 def _local(window: Window, moment: datetime) -> datetime:

@@ -5,7 +5,14 @@ question, the attribution line, the Outlook header block, "Sendt fra min iPhone"
 nothing they typed may be lost. The two failure modes are not equally bad: a leftover "Hilsen
 Kari" is harmless, a truncated answer is data loss. So every rule here cuts only at a line that
 a mail client produced, never at closing phrases or list dashes, and anything that looks like an
-inline or bottom-posted answer keeps all unquoted text and is flagged for review.
+inline or bottom-posted answer keeps all unquoted text.
+
+An inline reply (answers typed under each quoted question) is read by what it answers, not by
+position: a block typed below a quoted question ("> 21. …", or a grid row "> a) …" under it)
+is given that question's number ("21: internt", "4a: 3"), so a question left blank stays blank
+and no later answer moves up into it. Only what is really uncertain is flagged for review: a
+forward, a truncated body, text below an attribution that quotes nothing (it may be the
+original, not an answer), and inline text that follows no quoted question.
 
 The design follows Discourse's email_reply_trimmer: classify each line on its own with small,
 line-anchored regexes (so no pattern can backtrack across the whole body), then decide cuts from
@@ -19,7 +26,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from bot.mail.html_text import html_to_text, strip_quote_containers
+from bot.channels.email.html_text import html_to_text, strip_quote_containers
 
 __all__ = ["MARKERS", "MAX_CHARS", "MAX_LINES", "Trimmed", "extract_reply", "extract_reply_html"]
 
@@ -427,7 +434,9 @@ def extract_reply(body: str) -> Trimmed:
     if FORWARD in prefix:
         rule, review = "forward", True
     elif any(c in _BOUNDARY_RULE or c == QUOTED for c in prefix):
-        rule, review = "bottom_post", True  # the answer sits below the quote
+        # The answer sits below the quote. Below a real `>` quote that is certain; below an
+        # attribution alone the text may be an unquoted original (a forward).
+        rule, review = "bottom_post", QUOTED not in prefix
 
     end = next((i for i in range(start, n) if classes[i] in _BOUNDARY_RULE), n)
     keep = list(range(start, end))
@@ -443,7 +452,7 @@ def extract_reply(body: str) -> Trimmed:
             extra = _text_below_quote(classes, end)
             if extra:
                 keep.extend(extra)
-                rule, review = "inline", True
+                rule = "inline"
 
     keep, sig_rule = _cut_signature(classes, keep)
     if sig_rule is not None and rule not in ("forward", "bottom_post", "inline"):
@@ -452,12 +461,18 @@ def extract_reply(body: str) -> Trimmed:
     rule = rule or tail_rule
     if any(classes[k] == QUOTED for k in keep):
         keep = _drop_quoted(classes, keep)
-        rule, review = (rule if rule == "forward" else "inline"), True
+        rule = rule if rule == "forward" else "inline"
+    shown = list(lines)
+    if rule == "inline":
+        labels, unplaced = _inline_labels(lines, classes, keep)
+        for k, label in labels.items():
+            shown[k] = f"{label}: {lines[k].strip()}"
+        review = review or unplaced
     if rule is None:
         rule = "none"
-        review = review or truncated
+    review = review or truncated
     kept = set(keep)
-    text = _join(lines, keep)
+    text = _join(shown, keep)
     elided = _join(lines, (k for k in range(n) if k not in kept))
     return Trimmed(text, elided, rule, review)
 
@@ -484,6 +499,50 @@ def _text_below_quote(classes: Sequence[str], boundary: int) -> list[int]:
         elif (c == TEXT and seen_quote) or (c in (EMPTY, DECORATION) and found):
             found.append(k)
     return found
+
+
+#: The quote prefix of a line ("> ", "> > "), without the indentation after it.
+_QUOTE_PREFIX = re.compile(r"^\s*(?:>[ ]?)+")
+#: A quoted question of our page ("> 21. Hvor mange …"), at the start of the quoted line.
+_QUOTED_QUESTION = re.compile(r"^(\d{1,3})[.)]\s+\S")
+#: A quoted grid row under it ("> ···a) Vi har en plan …"), indented.
+_QUOTED_ROW = re.compile(r"^\s{2,}([a-z])\)\s+\S")
+#: A typed line that already says what it answers ("21: …", "4a) 3", "3 - ca. 40").
+_NUMBERED = re.compile(r"^\s*\d{1,3}[a-z]?\s*[:.)\-]")
+
+
+def _inline_labels(lines: Sequence[str], classes: Sequence[str],
+                   keep: Sequence[int]) -> tuple[dict[int, str], bool]:
+    """Which question each block of an inline reply answers: {first line: "21" or "4a"}.
+
+    A block is kept text that follows quoted lines; it answers the last quoted question (or
+    grid row of it) above it. Returns the labels and whether some block below a quote could not
+    be placed (it then goes to the engine as typed, and the reading is flagged for review).
+    """
+    labels: dict[int, str] = {}
+    unplaced = False
+    question: str | None = None
+    row: str | None = None
+    kept = set(keep)
+    after_quote = False
+    for k, line in enumerate(lines):
+        if classes[k] == QUOTED:
+            content = _QUOTE_PREFIX.sub("", line)
+            if (match := _QUOTED_QUESTION.match(content)) is not None:
+                question, row = match.group(1), None
+            elif question is not None and (match := _QUOTED_ROW.match(content)) is not None:
+                row = match.group(1)
+            after_quote = True
+            continue
+        if k not in kept or classes[k] != TEXT:
+            continue
+        if after_quote:
+            if question is None:
+                unplaced = True
+            elif not _NUMBERED.match(line):
+                labels[k] = question + (row or "")
+        after_quote = False
+    return labels, unplaced
 
 
 def _drop_quoted(classes: Sequence[str], keep: list[int]) -> list[int]:

@@ -12,6 +12,8 @@ from typing import NoReturn
 import click
 
 from bot.config import ConfigError, Settings, load_settings
+from flows.loader import QuestionnaireError, load_reference
+from flows.model import Questionnaire
 
 CONFIG_HELP = "Configuration file (default: ./config.yaml, or $SVARBOT_CONFIG)."
 config_option = click.option("--config", "config_path", envvar="SVARBOT_CONFIG",
@@ -30,3 +32,13 @@ def load_config(path: str | None) -> Settings:
         return load_settings(path or "config.yaml")
     except ConfigError as exc:
         fail(str(exc))
+
+
+def questionnaire(path_or_id: str) -> Questionnaire:
+    """A questionnaire from a file path, or a shipped one by id; exits 1 on errors."""
+    try:
+        return load_reference(path_or_id)
+    except QuestionnaireError as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        sys.exit(1)

@@ -8,13 +8,13 @@ that true is the outbox's idempotency keys: an invitation is `invitation:<id>` (
 and whatever goes with it (the conversation state, the reminder count) is written in the same
 transaction, only when the row was new.
 
-The calendar itself (send window, holidays, reminder spacing) is `bot.plan`; this module
+The calendar itself (send window, holidays, reminder spacing) is `bot.campaign.plan`; this module
 brings it together with the database. Mail is queued with `not_before` at the window's next
 opening for the respondent's county, so a wave that comes due on a Saturday or at 07:00 waits
 in the outbox instead of going out at once.
 
 `explain` and `calendar` are the dry run behind `svarbot plan`: the same rules, read only.
-Their reasons are Norwegian, like the ones `bot.plan` gives, because operators read them.
+Their reasons are Norwegian, like the ones `bot.campaign.plan` gives, because operators read them.
 """
 
 from __future__ import annotations
@@ -38,42 +38,41 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    update,
 )
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from bot.config import Settings, SurveySettings
-from bot.conversation import apply_step
-from bot.mail.outgoing import (
-    SurveyContext,
-    invitation_key,
-    queue_invitation,
-    queue_mail,
-    reminder_key,
-    session_language,
-    sql_invitation_key,
-)
-from bot.plan import (
+from bot.campaign.plan import (
     Plan,
     closed_reason,
     is_open,
     next_opening,
-    plan_from_settings,
     reminder_at,
 )
+from bot.channels.base import Channel
+from bot.channels.registry import configured_channels
+from bot.config import Settings, SurveySettings, plan_from_settings
+from bot.conversation.outgoing import (
+    SurveyContext,
+    conversation_of,
+    invitation_key,
+    queue_invitation,
+    queue_message,
+    reminder_key,
+    sql_invitation_key,
+)
+from bot.conversation.steps import apply_step
 from flows.engine import advance
 from flows.events import Reminder
-from flows.session import from_json, new_session
 from storage.answers import AnswerStore, scrub, seal
 from storage.db import StorageError, transaction
-from storage.outbox import Result, find_by_key, history, record
+from storage.desk import has_open_query, open_query_exists
+from storage.identity import close_invitations, close_survey, count_reminder
+from storage.outbox import Result, find_by_key, history, postpone, record
 from storage.schema import (
-    DeskQuery,
     Invitation,
     InvitationStatus,
     OutboxMessage,
     OutboxStatus,
-    QueryStatus,
     Respondent,
     Survey,
     SurveyStatus,
@@ -118,14 +117,20 @@ def survey_plan(survey: SurveySettings) -> Plan | None:
 
 
 def _running(survey: SurveySettings, now: dt.datetime) -> Plan | None:
-    """The survey's plan while its campaign runs (invited, not closed) by email; else None.
-
-    Only email is sent by these jobs so far: a plan on another channel is left alone.
-    """
+    """The survey's plan while its campaign runs (invited, not closed); else None."""
     plan = survey_plan(survey)
     if plan is None or plan.invite_at > now or now >= plan.close_at:
         return None
-    return plan if plan.channel == "email" else None
+    return plan
+
+
+def plan_channel(settings: Settings, plan: Plan) -> Channel | None:
+    """The channel the plan sends on; None (logged) when that channel is not enabled."""
+    channel = configured_channels(settings).get(plan.channel)
+    if channel is None:
+        log.warning("the plan sends on %s, which is not enabled in the configuration",
+                    plan.channel)
+    return channel
 
 
 def _utc(moment: dt.datetime) -> dt.datetime:
@@ -137,12 +142,11 @@ def _maybe_utc(moment: dt.datetime | None) -> dt.datetime | None:
     return None if moment is None else _utc(moment)
 
 
-def _deadline(settings: Settings, plan: Plan, not_before: dt.datetime) -> dt.datetime:
-    """When a campaign message stops being worth sending: at the close, or after the usual
-    retry period counted from when it may first go (not from when it was queued, which can be
-    a weekend earlier)."""
-    retry_for = dt.timedelta(hours=settings.email.smtp.retry_for_hours)
-    return min(plan.close_at, not_before + retry_for)
+def _deadline(channel: Channel, plan: Plan, not_before: dt.datetime) -> dt.datetime:
+    """When a campaign message stops being worth sending: at the close, or after the
+    channel's usual retry period counted from when it may first go (not from when it was
+    queued, which can be a weekend earlier)."""
+    return min(plan.close_at, not_before + channel.retry_for())
 
 
 def _open_in_db(session: Session, survey_id: str) -> bool:
@@ -166,11 +170,6 @@ def _sent_or_queued_at(key: ColumnElement[str]) -> Any:
             .where(row.idempotency_key == key).scalar_subquery())
 
 
-def _open_desk_query() -> ColumnElement[bool]:
-    return exists().where(DeskQuery.invitation_id == Invitation.id,
-                          DeskQuery.status == QueryStatus.OPEN)
-
-
 # --- the invitation wave --------------------------------------------------------------------
 
 
@@ -187,13 +186,14 @@ def due_invitations(session_factory: sessionmaker[Session], settings: Settings,
     queued = 0
     for survey_id, survey in surveys.items():
         plan = _running(survey.settings, now)
-        if plan is None:
+        channel = None if plan is None else plan_channel(settings, plan)
+        if plan is None or channel is None:
             continue
         held = hold_outside_window(session_factory, survey.settings.id, plan, now=now)
         if held:
             log.info("survey %s: %d messages wait for the send window to open", survey_id,
                      held)
-        count = _wave(session_factory, settings, survey, plan, store, now)
+        count = _wave(session_factory, channel, survey, plan, store, now)
         if count:
             log.info("survey %s: %d invitations queued", survey_id, count)
         queued += count
@@ -230,17 +230,15 @@ def hold_outside_window(session_factory: sessionmaker[Session], survey_id: str, 
                 continue
             opening = next_opening(plan.window, now, county=county)
             for first in range(0, len(ids), CHUNK):
-                session.execute(update(OutboxMessage)
-                                .where(OutboxMessage.id.in_(ids[first:first + CHUNK]))
-                                .values(next_attempt_at=opening)
-                                .execution_options(synchronize_session=False))
+                postpone(session, ids[first:first + CHUNK], until=opening)
             moved += len(ids)
     return moved
 
 
-def _unqueued(session: Session, survey_id: str,
+def _unqueued(session: Session, channel: Channel, survey_id: str,
               after: int) -> list[tuple[Invitation, Respondent]]:
-    """Pending invitations with an address and no invitation message yet, by id after `after`.
+    """Pending invitations reachable on `channel` and no invitation message yet, by id after
+    `after`.
 
     Skipping those already queued keeps a tick cheap while a wave of thousands drains
     through the sender (they stay pending until sent).
@@ -250,11 +248,11 @@ def _unqueued(session: Session, survey_id: str,
         select(Invitation, Respondent)
         .join(Respondent, Respondent.id == Invitation.respondent_id)
         .where(Invitation.survey_id == survey_id, Invitation.status == InvitationStatus.PENDING,
-               Invitation.email_address.is_not(None), Invitation.id > after, ~queued)
+               channel.reachable(), Invitation.id > after, ~queued)
         .order_by(Invitation.id).limit(CHUNK))]
 
 
-def _wave(factory: sessionmaker[Session], settings: Settings, survey: SurveyContext,
+def _wave(factory: sessionmaker[Session], channel: Channel, survey: SurveyContext,
           plan: Plan, store: AnswerStore, now: dt.datetime) -> int:
     start = max(now, plan.invite_at)
     after, queued = 0, 0
@@ -262,12 +260,12 @@ def _wave(factory: sessionmaker[Session], settings: Settings, survey: SurveyCont
         with transaction(factory) as session:
             if not _open_in_db(session, survey.settings.id):
                 return queued
-            rows = _unqueued(session, survey.settings.id, after)
+            rows = _unqueued(session, channel, survey.settings.id, after)
             for invitation, respondent in rows:
                 not_before = next_opening(plan.window, start, county=respondent.county)
-                if queue_invitation(session, settings, survey, store, invitation, respondent,
+                if queue_invitation(session, channel, survey, store, invitation, respondent,
                                     now=now, not_before=not_before,
-                                    deadline=_deadline(settings, plan, not_before)):
+                                    deadline=_deadline(channel, plan, not_before)):
                     queued += 1
         if len(rows) < CHUNK:
             return queued
@@ -291,9 +289,9 @@ class _State:
     desk_query_open: bool
 
 
-def _states(survey_id: str, statuses: Sequence[InvitationStatus],
+def _states(channel: Channel, survey_id: str, statuses: Sequence[InvitationStatus],
             extra: Sequence[ColumnElement[bool]] = ()) -> Select[Any]:
-    """One query for the reminder state of a survey's invitations with an email address.
+    """One query for the reminder state of a survey's invitations reachable on `channel`.
 
     The invitation's and the latest reminder's times come from the outbox by key (a unique
     index), and the open desk query from an indexed EXISTS: no query per invitation.
@@ -303,10 +301,10 @@ def _states(survey_id: str, statuses: Sequence[InvitationStatus],
     return (select(Invitation.id, Invitation.status, Invitation.reminders_sent,
                    Invitation.away_until, Respondent.county, invited_at.label("invited_at"),
                    last_reminder_at.label("last_reminder_at"),
-                   _open_desk_query().label("desk_query_open"))
+                   open_query_exists().label("desk_query_open"))
             .join(Respondent, Respondent.id == Invitation.respondent_id)
             .where(Invitation.survey_id == survey_id, Invitation.status.in_(statuses),
-                   Invitation.email_address.is_not(None), *extra)
+                   channel.reachable(), *extra)
             .order_by(Invitation.id))
 
 
@@ -340,13 +338,13 @@ def _reminder_prefilter(plan: Plan, now: dt.datetime) -> list[ColumnElement[bool
     return [or_(*by_count) if by_count else literal(False),
             or_(last_reminder_at.is_(None), last_reminder_at <= now - plan.min_gap),
             or_(Invitation.away_until.is_(None), Invitation.away_until <= now.date()),
-            ~_open_desk_query()]
+            ~open_query_exists()]
 
 
 def due_reminders(session_factory: sessionmaker[Session], settings: Settings,
                   surveys: Mapping[str, SurveyContext], store: AnswerStore, *,
                   now: dt.datetime) -> int:
-    """Queue every reminder that `bot.plan.reminder_at` says is due at `now`.
+    """Queue every reminder that `bot.campaign.plan.reminder_at` says is due at `now`.
 
     Only invited, delivered or started invitations get one, never while a question of theirs
     waits for the contact person, and at most the plan's maximum. The reminder carries where
@@ -357,20 +355,21 @@ def due_reminders(session_factory: sessionmaker[Session], settings: Settings,
     queued = 0
     for survey_id, survey in surveys.items():
         plan = _running(survey.settings, now)
-        if plan is None:
+        if plan is None or _allowed(plan) == 0:
             continue
-        if _allowed(plan) == 0:
+        channel = plan_channel(settings, plan)
+        if channel is None:
             continue
         with transaction(session_factory) as session:
             if not _open_in_db(session, survey_id):
                 continue
             due = [(s.invitation_id, s.reminders_sent + 1)
-                   for s in _read_states(session, _states(survey_id, REMINDABLE,
+                   for s in _read_states(session, _states(channel, survey_id, REMINDABLE,
                                                           _reminder_prefilter(plan, now)))
                    if _due_now(plan, s, now)]
         count = 0
         for start in range(0, len(due), CHUNK):
-            count += _remind(session_factory, settings, survey, plan, store,
+            count += _remind(session_factory, channel, survey, plan, store,
                              dict(due[start:start + CHUNK]), now)
         if count:
             log.info("survey %s: %d reminders queued", survey_id, count)
@@ -387,7 +386,7 @@ def _due_now(plan: Plan, state: _State, now: dt.datetime) -> bool:
     return due is not None and due <= now
 
 
-def _remind(factory: sessionmaker[Session], settings: Settings, survey: SurveyContext,
+def _remind(factory: sessionmaker[Session], channel: Channel, survey: SurveyContext,
             plan: Plan, store: AnswerStore, due: Mapping[int, int], now: dt.datetime) -> int:
     """Queue reminder n to each invitation in `due` ({invitation id: n}) in one transaction.
 
@@ -402,29 +401,27 @@ def _remind(factory: sessionmaker[Session], settings: Settings, survey: SurveyCo
             select(Invitation, Respondent)
             .join(Respondent, Respondent.id == Invitation.respondent_id)
             .where(Invitation.id.in_(list(due)), Invitation.status.in_(REMINDABLE),
-                   ~_open_desk_query())
+                   ~open_query_exists())
             .order_by(Invitation.id)
             .with_for_update(of=Invitation, skip_locked=True)).all()
         for invitation, respondent in rows:
             n = due[invitation.id]
             if invitation.reminders_sent != n - 1:
                 continue
-            conversation = (from_json(invitation.session_state) if invitation.session_state
-                            else new_session(q.id, q.revision, channel="email",
-                                             lang=session_language(respondent, survey)))
+            conversation = conversation_of(invitation, respondent, survey, channel)
             step = advance(q, conversation, Reminder(), now=now)
             if not step.prompts:  # the conversation has ended after all: nothing to say
                 continue
             not_before = next_opening(plan.window, now, county=respondent.county)
-            row = queue_mail(session, settings, survey, invitation, respondent, step.session,
-                             kind="reminder", prompts=step.prompts,
-                             key=reminder_key(invitation.id, n), now=now,
-                             not_before=not_before,
-                             deadline=_deadline(settings, plan, not_before))
+            row = queue_message(session, channel, survey, invitation, respondent,
+                                step.session, kind="reminder", prompts=step.prompts,
+                                key=reminder_key(invitation.id, n), now=now,
+                                not_before=not_before,
+                                deadline=_deadline(channel, plan, not_before))
             if row is None:
                 continue
             apply_step(session, store, invitation, respondent, step, now=now, questionnaire=q)
-            invitation.reminders_sent = n
+            count_reminder(invitation, n)
             queued += 1
     return queued
 
@@ -457,17 +454,9 @@ def _close(session: Session, survey_id: str, now: dt.datetime) -> int:
     db_survey = session.get(Survey, survey_id)
     if db_survey is None or db_survey.status == SurveyStatus.SEALED:
         return 0
-    moved = session.scalars(
-        update(Survey).where(Survey.id == survey_id, Survey.status == SurveyStatus.OPEN)
-        .values(status=SurveyStatus.CLOSED).returning(Survey.id)
-        .execution_options(synchronize_session="fetch")).all()
-    invitations = session.scalars(
-        update(Invitation)
-        .where(Invitation.survey_id == survey_id, Invitation.status.not_in(_KEEP_AT_CLOSE))
-        .values(status=InvitationStatus.CLOSED).returning(Invitation.id)
-        .execution_options(synchronize_session="fetch")).all()
-    for invitation_id in sorted(invitations):
-        log.info("invitation %s: -> closed (survey closed)", invitation_id)
+    moved = close_survey(session, survey_id)
+    invitations = close_invitations(session, survey_id, keep=_KEEP_AT_CLOSE,
+                                    reason="survey closed", now=now)
     waiting = list(session.scalars(
         select(OutboxMessage.id)
         .join(Invitation, Invitation.id == OutboxMessage.invitation_id)
@@ -482,7 +471,7 @@ def _close(session: Session, survey_id: str, now: dt.datetime) -> int:
     elif waiting:
         log.info("survey %s: %d queued messages given up (survey closed)", survey_id,
                  len(waiting))
-    return len(moved)
+    return int(moved)
 
 
 def housekeeping(session_factory: sessionmaker[Session], settings: Settings, *,
@@ -520,7 +509,7 @@ class Decision:
     """One message in a respondent's campaign: when it went or goes, and why.
 
     `what` is `invitation` or `reminder <n>`; `when` is None for a message that will not be
-    sent; `reason` is for the operator (Norwegian, like `bot.plan`'s).
+    sent; `reason` is for the operator (Norwegian, like `bot.campaign.plan`'s).
     """
 
     when: dt.datetime | None
@@ -583,6 +572,7 @@ def explain(session: Session, settings: Settings, surveys: Mapping[str, SurveyCo
     if invitation is None:
         raise CampaignError(f"no invitation {invitation_id}")
     plan = _plan_for(surveys, invitation.survey_id)
+    channel = configured_channels(settings).get(plan.channel)
     respondent = session.get(Respondent, invitation.respondent_id)
     county = respondent.county if respondent is not None else None
     status = InvitationStatus(invitation.status)
@@ -594,8 +584,10 @@ def explain(session: Session, settings: Settings, surveys: Mapping[str, SurveyCo
         first = _row_decision(session, row, "invitation")
         if first.when is not None:
             invited_at = _utc(row.sent_at) if row.sent_at is not None else first.when
-    elif invitation.email_address is None:
-        first = Decision(None, "invitation", "ikke sendt: ingen e-postadresse")
+    elif respondent is None or channel is None or channel.address(invitation,
+                                                                  respondent) is None:
+        first = Decision(None, "invitation", "ikke sendt: ingen e-postadresse"
+                         if plan.channel == "email" else f"ikke sendt: ingen {plan.channel}")
     elif status != InvitationStatus.PENDING:
         first = Decision(None, "invitation", _ENDED.get(status, f"ikke sendt: {status}"))
     elif not survey_open:
@@ -619,15 +611,10 @@ def explain(session: Session, settings: Settings, surveys: Mapping[str, SurveyCo
         decision = _projected_reminder(plan, n, status=status, invited_at=invited_at,
                                        last=last, away_until=invitation.away_until,
                                        county=county,
-                                       desk_open=_has_open_query(session, invitation.id))
+                                       desk_open=has_open_query(session, invitation.id))
         decisions.append(decision)
         last = decision.when
     return decisions
-
-
-def _has_open_query(session: Session, invitation_id: int) -> bool:
-    return session.scalar(select(exists().where(
-        DeskQuery.invitation_id == invitation_id, DeskQuery.status == QueryStatus.OPEN))) is True
 
 
 def _projected_reminder(plan: Plan, n: int, *, status: InvitationStatus,
@@ -686,7 +673,10 @@ def calendar(session: Session, settings: Settings, surveys: Mapping[str, SurveyC
     if not _open_in_db(session, survey_id) or now >= plan.close_at:
         return _sorted(counts)
     statuses = (InvitationStatus.PENDING, *REMINDABLE)
-    for state in _read_states(session, _states(survey_id, statuses)):
+    sending = plan_channel(settings, plan)
+    if sending is None:
+        return _sorted(counts)
+    for state in _read_states(session, _states(sending, survey_id, statuses)):
         invited_at = state.invited_at
         if state.status == InvitationStatus.PENDING:
             if invited_at is None:

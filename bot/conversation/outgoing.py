@@ -1,9 +1,9 @@
-"""Turning the engine's prompts into outbox rows: invitations, pages, confirmations.
+"""Turning the engine's prompts into outbox rows: invitations, pages, confirmations, reminders.
 
-Nothing here sends: a message is an outbox row with a JSON payload (`OutgoingMail`), a stable
-Message-ID chosen now, and an idempotency key that makes re-running harmless (an invitation
-wave run twice, or an inbound message processed again after a crash, queues nothing new).
-The sender renders and delivers the row later.
+Nothing here sends: a message is an outbox row with the channel's payload (`Channel.outgoing`),
+a message id chosen now where the channel has one, and an idempotency key that makes
+re-running harmless (an invitation wave run twice, or an inbound message processed again after
+a crash, queues nothing new). The channel's outbox worker delivers the row later.
 """
 
 from __future__ import annotations
@@ -15,35 +15,32 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, String, cast, exists, literal, select
 from sqlalchemy.orm import Session
 
-from bot.config import Settings, SurveySettings
-from bot.conversation import apply_step
-from bot.mail.compose import OutgoingMail, new_message_id
+from bot.channels.base import Channel, Channels, Message, ReplyContext
+from bot.config import SurveySettings
+from bot.conversation.steps import apply_step
 from flows.engine import advance, progress
 from flows.events import Prompt, Start
 from flows.model import Lang, Questionnaire
 from flows.session import Session as Conversation
-from flows.session import new_session
+from flows.session import from_json, new_session
 from storage.answers import AnswerStore
 from storage.outbox import enqueue
 from storage.schema import Invitation, InvitationStatus, OutboxMessage, Respondent
 
-#: How many earlier Message-IDs a reply carries in References (the chain stays short).
-MAX_REFERENCES = 8
-
-#: The mail kind for a step, by the kinds of the engine's prompts in it.
+#: The message kind for a step, by the kinds of the engine's prompts in it.
 _KIND_BY_PROMPT = {"completed": "confirmation", "stopped": "confirmation",
                    "paused": "confirmation", "questions": "page"}
 
 
 @dataclass(frozen=True, slots=True)
 class SurveyContext:
-    """What outgoing mail needs to know about one survey."""
+    """What outgoing messages need to know about one survey."""
 
     settings: SurveySettings
     questionnaire: Questionnaire
 
 
-def mail_kind(prompts: Sequence[Prompt]) -> str:
+def message_kind(prompts: Sequence[Prompt]) -> str:
     """`page` when the step asks something, else `confirmation` or `info`."""
     kinds = [_KIND_BY_PROMPT.get(p.kind, "info") for p in prompts]
     if "page" in kinds:
@@ -59,34 +56,47 @@ def session_language(respondent: Respondent, survey: SurveyContext) -> Lang:
     return survey.settings.default_lang
 
 
-def queue_mail(session: Session, settings: Settings, survey: SurveyContext,
-               invitation: Invitation, respondent: Respondent, conversation: Conversation, *,
-               kind: str, prompts: Sequence[Prompt], key: str, now: dt.datetime,
-               in_reply_to: str | None = None, references: Sequence[str] = (),
-               not_before: dt.datetime | None = None,
-               deadline: dt.datetime | None = None) -> OutboxMessage | None:
-    """Queue one email to the respondent; None when `key` was queued before.
+def conversation_of(invitation: Invitation, respondent: Respondent, survey: SurveyContext,
+                    channel: Channel) -> Conversation:
+    """The invitation's conversation, or a new one in the respondent's language."""
+    if invitation.session_state:
+        return from_json(invitation.session_state)
+    q = survey.questionnaire
+    return new_session(q.id, q.revision, channel=channel.style,
+                       lang=session_language(respondent, survey))
+
+
+def queue_message(session: Session, channel: Channel, survey: SurveyContext,
+                  invitation: Invitation, respondent: Respondent, conversation: Conversation, *,
+                  kind: str, prompts: Sequence[Prompt], key: str, now: dt.datetime,
+                  reply: ReplyContext | None = None, not_before: dt.datetime | None = None,
+                  deadline: dt.datetime | None = None) -> OutboxMessage | None:
+    """Queue one message to the respondent on `channel`; None when `key` was queued before
+    (or the invitation has no address on that channel).
 
     `not_before` holds the message back (until the send window opens); `deadline` is when it
     is no longer worth sending (see `storage.outbox.enqueue`).
     """
+    recipient = channel.address(invitation, respondent)
+    if recipient is None:
+        return None
     q = survey.questionnaire
     lang = conversation.lang
     show_progress = kind in ("page", "reminder") and conversation.answers
-    mail = OutgoingMail(
-        kind=kind, lang=lang, token=invitation.token,
-        to_address=invitation.email_address or respondent.email, to_name=respondent.name,
+    message = Message(
+        kind=kind, lang=lang, token=invitation.token, to_name=respondent.name,
         survey_title=q.title.get(lang), prompts=tuple(p.text for p in prompts),
         progress=progress(q, conversation) if show_progress else None,
-        contact=survey.settings.contact, in_reply_to=in_reply_to,
-        references=tuple(references)[-MAX_REFERENCES:])
-    return enqueue(session, idempotency_key=key, channel="email", kind=kind,
-                   recipient=mail.to_address, payload=mail.to_payload(),
-                   message_id=new_message_id(settings.email), invitation_id=invitation.id,
-                   not_before=not_before, deadline=deadline, now=now)
+        contact=survey.settings.contact, reply=reply,
+        asked=tuple(item for p in prompts for item in p.asked))
+    out = channel.outgoing(message, recipient)
+    return enqueue(session, idempotency_key=key, channel=channel.name, kind=kind,
+                   recipient=out.recipient, payload=out.payload, message_id=out.message_id,
+                   invitation_id=invitation.id, not_before=not_before, deadline=deadline,
+                   now=now)
 
 
-def queue_invitation(session: Session, settings: Settings, survey: SurveyContext,
+def queue_invitation(session: Session, channel: Channel, survey: SurveyContext,
                      store: AnswerStore, invitation: Invitation, respondent: Respondent, *,
                      now: dt.datetime, not_before: dt.datetime | None = None,
                      deadline: dt.datetime | None = None) -> bool:
@@ -98,11 +108,12 @@ def queue_invitation(session: Session, settings: Settings, survey: SurveyContext
     """
     q = survey.questionnaire
     lang = session_language(respondent, survey)
-    step = advance(q, new_session(q.id, q.revision, channel="email", lang=lang),
-                   Start(channel="email", lang=lang), now=now)
-    row = queue_mail(session, settings, survey, invitation, respondent, step.session,
-                     kind="invitation", prompts=step.prompts, key=invitation_key(invitation.id),
-                     now=now, not_before=not_before, deadline=deadline)
+    step = advance(q, new_session(q.id, q.revision, channel=channel.style, lang=lang),
+                   Start(channel=channel.style, lang=lang), now=now)
+    row = queue_message(session, channel, survey, invitation, respondent, step.session,
+                        kind="invitation", prompts=step.prompts,
+                        key=invitation_key(invitation.id), now=now, not_before=not_before,
+                        deadline=deadline)
     if row is None:
         return False
     apply_step(session, store, invitation, respondent, step, now=now, questionnaire=q)
@@ -128,9 +139,10 @@ def sql_invitation_key() -> ColumnElement[str]:
     return literal("invitation:") + cast(Invitation.id, String)
 
 
-def queue_invitations(session: Session, settings: Settings, survey: SurveyContext,
+def queue_invitations(session: Session, channel: Channel, survey: SurveyContext,
                       store: AnswerStore, *, now: dt.datetime, limit: int | None = None) -> int:
-    """Start the conversation of every pending email invitation and queue its first message.
+    """Start the conversation of every pending invitation reachable on `channel` and queue
+    its first message.
 
     The invitation carries the first page, so that a reply is all it takes. Returns how many
     were queued; a second run queues none (the key is the invitation).
@@ -140,12 +152,22 @@ def queue_invitations(session: Session, settings: Settings, survey: SurveyContex
              .join(Respondent, Respondent.id == Invitation.respondent_id)
              .where(Invitation.survey_id == survey.settings.id,
                     Invitation.status == InvitationStatus.PENDING,
-                    Invitation.email_address.is_not(None), ~already)
+                    channel.reachable(), ~already)
              .order_by(Invitation.id))
     if limit is not None:
         query = query.limit(limit)
     queued = 0
     for invitation, respondent in session.execute(query):
-        if queue_invitation(session, settings, survey, store, invitation, respondent, now=now):
+        if queue_invitation(session, channel, survey, store, invitation, respondent, now=now):
             queued += 1
     return queued
+
+
+def invitation_channel(channels: Channels, survey: SurveyContext) -> Channel:
+    """The channel a survey's invitations and reminders go out on: its plan's, else email.
+
+    Raises:
+        KeyError: the plan names a channel that is not enabled.
+    """
+    plan = survey.settings.plan
+    return channels[plan.channel if plan is not None else "email"]

@@ -12,10 +12,10 @@ from email.headerregistry import Address
 from email.policy import default
 from functools import lru_cache
 
+from bot.channels.email.classify import Classification, classify
+from bot.channels.email.inbound import ParsedMail, parse_mail
+from bot.channels.email.trim import Trimmed, extract_reply, extract_reply_html
 from bot.config import EmailSettings
-from bot.mail.classify import Classification, classify
-from bot.mail.inbound import ParsedMail, parse_mail
-from bot.mail.trim import Trimmed, extract_reply, extract_reply_html
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,8 +24,8 @@ from functools import lru_cache
 
 from flufl.bounce import all_failures
 
-from bot.mail.dates import parse_return_date
-from bot.mail.inbound import MailKind, ParsedMail, header_text, message_ids
+from bot.channels.email.dates import parse_return_date
+from bot.channels.email.inbound import MailKind, ParsedMail, header_text, message_ids
 from flows.commands import CommandKind, looks_like_question, read_command
 
 __all__ = [
@@ -182,7 +182,7 @@ def classify(
 ) -> Classification:
     """Classify `mail`; the first rule that matches wins (see the module docstring).
 
-    `new_text` is the reply with the quote trimmed off (`bot.mail.trim.extract_reply`); it
+    `new_text` is the reply with the quote trimmed off (`bot.channels.email.trim.extract_reply`); it
     decides opt-out and question. Without it the first lines of the text that are not
     `>`-quoted are used.
     """

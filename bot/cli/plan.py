@@ -3,7 +3,7 @@
 It answers the two questions operators ask: "what goes out when?" (a count per day, channel
 and kind of message, with the days the send window is closed and why) and "why did this
 person not get a reminder?" (each message with its time and reason). Nothing is written; the
-answers come from the same rules the scheduler follows (`bot.campaign`, `bot.plan`).
+answers come from the same rules the scheduler follows (`bot.campaign.jobs`, `bot.campaign.plan`).
 
 Like every svarbot command, a problem with how it was called or configured (an unknown survey,
 a survey without a plan, a database that cannot be opened) is one line and exit status 2.
@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from bot.cli_common import config_option, fail, load_config
+from bot.cli.common import config_option, fail, load_config
 from bot.config import Settings, SurveySettings
 
 if TYPE_CHECKING:
-    from bot.campaign import Decision
-    from bot.plan import Plan
+    from bot.campaign.jobs import Decision
+    from bot.campaign.plan import Plan
 
 #: How message kinds are called in the table.
 KIND_LABELS = {"invitation": "invitasjon", "reminder": "påminnelse", "page": "side",
@@ -63,7 +63,7 @@ def closed_days(plan: Plan, first: dt.date, last: dt.date) -> list[tuple[dt.date
     Asked at the opening time, so the answer is about the day, not the hour. County-limited
     closures (a county's school break) are not shown: they do not close the day for everyone.
     """
-    from bot.plan import closed_reason
+    from bot.campaign.plan import closed_reason
 
     window = plan.window
     days: list[tuple[dt.date, str]] = []
@@ -153,8 +153,8 @@ def plan_command(survey_id: str, as_json: bool, invitation_id: int | None,
     """
     from sqlalchemy.exc import SQLAlchemyError
 
-    from bot.campaign import CampaignError, calendar, explain, survey_plan
-    from bot.mail.outgoing import SurveyContext
+    from bot.campaign.jobs import CampaignError, calendar, explain, survey_plan
+    from bot.conversation.outgoing import SurveyContext
     from flows.loader import QuestionnaireError, load_reference
     from storage.db import StorageError, session_factory
     from storage.migrate import open_database

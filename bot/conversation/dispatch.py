@@ -1,0 +1,248 @@
+"""The dispatcher: each inbound message, of every channel, once, from the inbox to the
+conversation and back.
+
+One message is handled in one database transaction: the inbox row is taken (locked on
+PostgreSQL, so several processes can share the inbox), read by its channel
+(`Channel.read`), acted on (answers stored, the next prompts queued in the outbox, a bounce or
+an away date recorded) and marked done. A crash anywhere rolls all of it back and the message
+is handled again; nothing is half-applied and nothing is applied twice.
+
+What happens per verdict:
+- answer, query: the text goes to the engine; its prompts go back on the same channel (an
+  email in the same thread); a question for a person opens a desk query (`steps.apply_step`);
+- opt-out (the unsubscribe address, "Stopp" in the text or the subject): the engine is told
+  so (`OptOut`, not a word to parse) and the respondent gets one short confirmation;
+- bounce: the message it bounces is found by its message id; a permanent failure marks the
+  outbox row and the invitation bounced; a temporary one is only recorded;
+- complaint (marked as spam): the person is never written to again;
+- auto-reply: never answered and never an answer; a return date is kept so that no reminder
+  comes before it;
+- ignore (our own message come back, a delivery report): done, nothing kept;
+- forward, unknown, no invitation, unreadable: kept in the quarantine with a reason code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.channels.base import Channel, Channels, Reading, Unreadable, Verdict
+from bot.channels.registry import configured_channels
+from bot.config import Settings
+from bot.conversation.outgoing import (
+    SurveyContext,
+    conversation_of,
+    message_kind,
+    queue_message,
+)
+from bot.conversation.steps import apply_step
+from flows.engine import advance
+from flows.events import Inbound, OptOut, Prompt, Reply
+from storage.answers import AnswerStore
+from storage.db import transaction
+from storage.identity import find_invitation_by_token, flag_other_sender, set_away, set_status
+from storage.inbox import mark_ignored, mark_processed, next_received, quarantine
+from storage.outbox import find_by_message_id, mark_bounced, note_soft_bounce
+from storage.schema import (
+    InboxMessage,
+    Invitation,
+    InvitationStatus,
+    Respondent,
+    Survey,
+    SurveyStatus,
+)
+
+log = logging.getLogger(__name__)
+
+#: What the dispatcher did with one message (for tests, the demo's tally and the log).
+Outcome = str
+
+
+@dataclass(slots=True)
+class Dispatcher:
+    """Works the inbox until stopped; `handle_next` does one message.
+
+    `channels` are the channels whose rows this process reads (default: every configured
+    one); a row of another channel waits for a process that knows it.
+    """
+
+    session_factory: sessionmaker[Session]
+    settings: Settings
+    store: AnswerStore
+    surveys: Mapping[str, SurveyContext]
+    on_queued: Callable[[], None] | None = None
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
+    channels: Channels | None = None
+    _channels: Channels = field(init=False, repr=False)
+    _wake: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._channels = self.channels or configured_channels(self.settings)
+
+    def notify(self) -> None:
+        """A new message was stored: look now rather than at the next poll."""
+        self._wake.set()
+
+    def handle_next(self) -> Outcome | None:
+        """Handle the oldest received message; None when the inbox is empty."""
+        now = self.clock()
+        with transaction(self.session_factory) as session:
+            row = next_received(session, now=now, channels=self._channels.names())
+            if row is None:
+                return None
+            outcome = self._handle(session, row, self._channels[row.channel], now)
+        if outcome.startswith("replied") and self.on_queued is not None:
+            self.on_queued()
+        return outcome
+
+    def drain(self) -> int:
+        """Handle messages until the inbox is empty; how many were handled."""
+        handled = 0
+        while self.handle_next() is not None:
+            handled += 1
+        return handled
+
+    async def run(self, stop: asyncio.Event, *, poll_seconds: float = 1.0) -> None:
+        """Handle messages as they arrive until `stop` is set (the one in hand is finished)."""
+        while not stop.is_set():
+            try:
+                outcome = await asyncio.to_thread(self.handle_next)
+            except Exception:  # one bad message or a database hiccup must not stop the loop
+                log.exception("inbox: handling failed; retrying shortly")
+                outcome = None
+                await asyncio.sleep(poll_seconds)
+            if outcome is None:
+                self._wake.clear()
+                await asyncio.to_thread(self._wake.wait, poll_seconds)
+
+    # --- one message ------------------------------------------------------------------------
+
+    def _handle(self, session: Session, row: InboxMessage, channel: Channel,
+                now: dt.datetime) -> Outcome:
+        try:
+            reading = channel.read(row.raw or b"", today=now.date())
+        except Unreadable as exc:
+            quarantine(session, row.id, reason=exc.reason, now=now)
+            log.warning("inbox %s quarantined: %s", row.id, exc.reason)
+            return f"quarantined:{exc.reason}"
+        # What the token query loaded besides the invitation (its respondent and survey), kept
+        # referenced while this message is handled so that `session.get` finds it.
+        related: list[object] = []
+        invitation = self._invitation(session, reading, related)
+        verdict = reading.verdict
+        if verdict is Verdict.BOUNCE:
+            return self._bounce(session, row, reading, invitation, now)
+        if verdict is Verdict.AUTO_REPLY:
+            if invitation is not None and reading.return_date is not None:
+                set_away(invitation, reading.return_date)
+            self._ignore(session, row, reading, now)
+            return "auto_reply"
+        if verdict is Verdict.IGNORE:
+            self._ignore(session, row, reading, now)
+            return "ignored:loop" if reading.reason == "loop" else "ignored:delivery-report"
+        if verdict is Verdict.COMPLAINT and invitation is not None:
+            # Marked as spam: never write to this person again.
+            set_status(session, invitation, InvitationStatus.OPTED_OUT, "spam complaint",
+                       now=now)
+            self._ignore(session, row, reading, now)
+            return "complaint"
+        if verdict in (Verdict.FORWARD, Verdict.UNKNOWN, Verdict.COMPLAINT) \
+                or invitation is None:
+            reason = "no_token" if invitation is None and verdict is not Verdict.FORWARD \
+                else str(verdict)
+            quarantine(session, row.id, reason=reason, detail=reading.reason, now=now)
+            log.warning("inbox %s quarantined: %s (%s)", row.id, reason, reading.reason)
+            return f"quarantined:{reason}"
+        return self._converse(session, row, channel, reading, invitation, now)
+
+    @staticmethod
+    def _ignore(session: Session, row: InboxMessage, reading: Reading,
+                now: dt.datetime) -> None:
+        mark_ignored(session, row.id, classification=_classification(reading),
+                     reason=reading.reason, now=now)
+
+    def _invitation(self, session: Session, reading: Reading,
+                    related: list[object]) -> Invitation | None:
+        """By the token (recipient, subject, deep link), then by a message id we sent."""
+        if reading.token is not None:
+            invitation = find_invitation_by_token(session, reading.token, keep_related=related)
+            if invitation is not None:
+                return invitation
+        for message_id in reading.references:
+            sent = find_by_message_id(session, message_id)
+            if sent is not None and sent.invitation_id is not None:
+                return session.get(Invitation, sent.invitation_id)
+        return None
+
+    def _bounce(self, session: Session, row: InboxMessage, reading: Reading,
+                invitation: Invitation | None, now: dt.datetime) -> Outcome:
+        bounce = reading.bounce
+        permanent = bounce is not None and bounce.permanent
+        sent = None
+        if bounce is not None and bounce.original_message_id:
+            sent = find_by_message_id(session, bounce.original_message_id)
+        status = bounce.status if bounce is not None and bounce.status else ""
+        detail = f"{'hard' if permanent else 'soft'} bounce {status}".strip()
+        if sent is not None and permanent:
+            mark_bounced(session, sent.id, now=now, reason=detail)
+        elif sent is not None:
+            note_soft_bounce(session, sent.id, now=now, detail=detail)
+        elif invitation is not None and permanent:
+            set_status(session, invitation, InvitationStatus.BOUNCED, "bounce report", now=now)
+        mark_ignored(session, row.id, classification=str(Verdict.BOUNCE), reason=detail,
+                     now=now)
+        return "bounce:hard" if permanent else "bounce:soft"
+
+    def _converse(self, session: Session, row: InboxMessage, channel: Channel,
+                  reading: Reading, invitation: Invitation, now: dt.datetime) -> Outcome:
+        survey = self.surveys.get(invitation.survey_id)
+        if session.get_bind().dialect.name == "postgresql":
+            # Another process may be writing a reminder into this conversation right now:
+            # take the row, and read its session state again under the lock.
+            session.refresh(invitation, with_for_update=True)
+        # Usually loaded with the invitation already (see `_invitation`).
+        respondent = session.get_one(Respondent, invitation.respondent_id)
+        if not channel.same_sender(reading, invitation, respondent):
+            flag_other_sender(invitation)
+        if survey is None:
+            quarantine(session, row.id, reason="unknown_survey", now=now)
+            return "quarantined:unknown_survey"
+        q = survey.questionnaire
+        conversation = conversation_of(invitation, respondent, survey, channel)
+        # Read in this transaction (a survey closed a moment ago gets the "closed" reply) and
+        # kept referenced, so the answer store's own check finds it loaded.
+        db_survey = session.get(Survey, invitation.survey_id)
+        closed = (db_survey is not None and db_survey.status != SurveyStatus.OPEN) or (
+            invitation.status == InvitationStatus.CLOSED)
+        classification = _classification(reading)
+        if closed:
+            queue_message(session, channel, survey, invitation, respondent, conversation,
+                          kind="closed", prompts=(), key=f"reply:{row.id}", now=now,
+                          reply=reading.reply)
+            mark_processed(session, row.id, classification=classification,
+                           invitation_id=invitation.id, now=now, detail="survey closed")
+            return "replied:closed"
+        inbound: Inbound = (OptOut(channel=channel.style) if reading.verdict is Verdict.OPT_OUT
+                            else Reply(reading.text, channel=channel.style))
+        step = advance(q, conversation, inbound, now=now)
+        apply_step(session, self.store, invitation, respondent, step, now=now, questionnaire=q)
+        prompts: tuple[Prompt, ...] = step.prompts
+        if prompts:
+            queue_message(session, channel, survey, invitation, respondent, step.session,
+                          kind=message_kind(prompts), prompts=prompts, key=f"reply:{row.id}",
+                          now=now, reply=reading.reply)
+        detail = "needs review" if reading.needs_review else reading.rule
+        mark_processed(session, row.id, classification=classification,
+                       invitation_id=invitation.id, now=now, detail=detail)
+        return f"replied:{classification}" if prompts else f"processed:{classification}"
+
+
+def _classification(reading: Reading) -> str:
+    """The inbox row's classification: the verdict, as the history names it."""
+    return "unknown" if reading.verdict is Verdict.IGNORE else str(reading.verdict)
