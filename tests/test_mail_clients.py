@@ -8,7 +8,13 @@ from email.message import EmailMessage, Message
 
 import pytest
 
-from bot.channels.email.clients import STYLES, compose_auto_reply, compose_bounce, compose_reply
+from bot.channels.email.clients import (
+    INLINE_STYLE,
+    STYLES,
+    compose_auto_reply,
+    compose_bounce,
+    compose_reply,
+)
 from bot.channels.email.trim import MARKERS, extract_reply, extract_reply_html
 
 REPLY_TO = "svar+abc123def456@svarbot.localhost"
@@ -85,7 +91,7 @@ def test_text_part_trims_to_answer(style: str, answer: str) -> None:
     assert text.strip() != answer  # the client added its quote
     result = extract_reply(text)
     assert result.text == answer
-    assert result.needs_review == (style == "bottom_post")
+    assert not result.needs_review  # below a real quote a bottom-post is certain too
 
 
 @pytest.mark.parametrize("answer", ANSWERS)
@@ -236,3 +242,25 @@ def test_bounce_is_rfc3464(permanent: bool, action: str, status: str) -> None:
     assert f"Message-ID: {ORIGINAL_ID}".encode() in returned
     assert raw == compose_bounce(ORIGINAL, reporting_mta="mx.eksempel.kommune.no",
                                  permanent=permanent, now=NOW)
+
+
+@pytest.mark.parametrize("html_only", [False, True])
+@pytest.mark.parametrize("style", STYLES)
+def test_a_reply_with_nothing_typed_trims_to_nothing(style: str, html_only: bool) -> None:
+    """Reply pressed and sent at once: whatever the client quotes (Outlook's unquoted
+    original included), no line of our own message is taken for an answer."""
+    msg = _reply(style, "", html_only=html_only)
+    result = (extract_reply_html(_part(msg, "html")) if html_only
+              else extract_reply(_part(msg, "plain")))
+    assert result.text == ""
+    assert not result.needs_review
+
+
+def test_an_inline_reply_types_under_the_questions_and_leaves_a_blank() -> None:
+    """The inline client puts each "N: text" under quoted question N; a question without a
+    line stays blank; the trimmer gives each answer its question's number back."""
+    msg = _reply(INLINE_STYLE, "2: ja")
+    text = _lf(_part(msg, "plain"))
+    assert "> 2. Har enheten tatt i bruk digitale skjema? (ja/nei)\nja\n" in text
+    result = extract_reply(text)
+    assert (result.text, result.needs_review) == ("2: ja", False)

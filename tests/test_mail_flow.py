@@ -21,12 +21,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from storage_support import TEST_KEY_TEXT, add_people
 
 from bot.channels.email.channel import EmailChannel
-from bot.channels.email.clients import compose_auto_reply, compose_bounce, compose_reply
+from bot.channels.email.clients import (
+    INLINE_STYLE,
+    compose_auto_reply,
+    compose_bounce,
+    compose_reply,
+)
 from bot.channels.email.compose import OutgoingMail, render
 from bot.config import Settings, SurveySettings
 from bot.conversation.dispatch import Dispatcher
 from bot.conversation.outgoing import SurveyContext, queue_invitations
 from flows.loader import load_shipped
+from flows.session import from_json
 from storage.answers import AnswerStore, LinkKey
 from storage.db import session_factory, transaction
 from storage.inbox import store_inbound
@@ -34,6 +40,7 @@ from storage.outbox import mark_sent
 from storage.schema import (
     ANSWER_SIDE,
     DeskQuery,
+    InboxEvent,
     InboxMessage,
     InboxStatus,
     Invitation,
@@ -431,3 +438,74 @@ def test_a_row_of_a_channel_this_process_does_not_run_is_left_for_one_that_does(
     assert dispatcher.handle_next() == "replied:answer"
     assert dispatcher.handle_next() is None
     assert _inbox(factory, other_id).status == InboxStatus.RECEIVED
+
+
+@pytest.fixture
+def unsent(engine: Engine) -> tuple[sessionmaker[Session], Dispatcher, Settings, bytes]:
+    """One invited unit leader and the real invitation as sent (the first page, three
+    questions), its payload still in the outbox."""
+    settings = Settings(surveys=(SurveySettings(id=SURVEY, questionnaire=SURVEY,
+                                                contact="Kari Nordmann, KS"),))
+    factory = session_factory(engine)
+    store = AnswerStore(LinkKey(TEST_KEY_TEXT.encode()))
+    contexts = {SURVEY: SurveyContext(settings=settings.surveys[0],
+                                      questionnaire=load_shipped(SURVEY))}
+    with transaction(factory) as session:
+        add_people(session, SURVEY, 1)
+    with transaction(factory) as session:
+        assert queue_invitations(session, EmailChannel(settings), contexts[SURVEY], store,
+                                 now=NOW) == 1
+    [invitation] = _sent(factory, settings, kind="invitation")
+    dispatcher = Dispatcher(session_factory=factory, settings=settings, store=store,
+                            surveys=contexts, clock=lambda: NOW + dt.timedelta(hours=1))
+    return factory, dispatcher, settings, invitation
+
+
+def _answers(factory: sessionmaker[Session], invitation_id: int) -> dict[str, object]:
+    state = _invitation(factory, invitation_id).session_state
+    assert state is not None
+    return dict(from_json(state).answers)
+
+
+def test_an_inline_reply_with_a_blank_question_records_each_answer_under_its_own(
+        unsent) -> None:
+    """Answers typed under the quoted questions 1 and 3, question 2 left blank: 40 is the
+    number of employees (3), never the unit type (2); the blank stays unanswered."""
+    factory, dispatcher, settings, invitation = unsent
+    reply = compose_reply(invitation, "1: helse\n3: 40", style=INLINE_STYLE,
+                          from_address="leder0@kommune0.example", from_name="Leder", now=NOW)
+    inbox_id = _deliver(factory, reply, "test:inline")
+    assert dispatcher.handle_next() == "replied:answer"
+    assert _answers(factory, 1) == {"sektor": "helse", "ansatte": 40}
+    row = _inbox(factory, inbox_id)
+    assert row.classification == "answer"
+    with factory() as session:
+        details = session.scalars(select(InboxEvent.detail).where(
+            InboxEvent.inbox_id == inbox_id, InboxEvent.status == "processed")).all()
+    assert details == ["inline"]  # read right: not flagged for review
+    [page] = _sent(factory, settings, kind="page")
+    assert "2. Hva slags virksomhet leder du?" in _plain(page)
+
+
+def test_a_reply_with_only_the_quote_is_told_that_no_answer_was_found(unsent) -> None:
+    """Reply pressed and sent with nothing typed: the same page comes back, saying so."""
+    factory, dispatcher, settings, invitation = unsent
+    reply = compose_reply(invitation, "", style="outlook_nb",
+                          from_address="leder0@kommune0.example", from_name="Leder", now=NOW)
+    _deliver(factory, reply, "test:empty")
+    assert dispatcher.handle_next() == "replied:answer"
+    assert _answers(factory, 1) == {}
+    [page] = _sent(factory, settings, kind="page")
+    text = _plain(page)
+    assert "Vi fant ikke noe svar i meldingen din" in text
+    assert "1. Hvilken sektor hører virksomheten din til?" in text
+
+
+def _plain(raw: bytes) -> str:
+    message = email.message_from_bytes(raw, policy=default_policy)
+    assert isinstance(message, EmailMessage)
+    body = message.get_body(preferencelist=("plain",))
+    assert isinstance(body, EmailMessage)
+    content = body.get_content()
+    assert isinstance(content, str)
+    return content

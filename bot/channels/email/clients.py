@@ -22,7 +22,7 @@ from email.utils import format_datetime, formataddr, getaddresses, make_msgid, p
 
 from bs4 import BeautifulSoup
 
-__all__ = ["STYLES", "compose_auto_reply", "compose_bounce", "compose_reply"]
+__all__ = ["INLINE_STYLE", "STYLES", "compose_auto_reply", "compose_bounce", "compose_reply"]
 
 STYLES: tuple[str, ...] = (
     "outlook_nb",
@@ -34,6 +34,9 @@ STYLES: tuple[str, ...] = (
     "thunderbird_nb",
     "bottom_post",
 )
+#: Answers typed under each quoted question (Thunderbird-like); its `answer` is "N: text"
+#: lines, and a question without a line is left blank.
+INLINE_STYLE = "inline_nb"
 
 _WEEKDAYS_NB = ("mandag", "tirsdag", "onsdag", "torsdag", "fredag", "lørdag", "søndag")
 _WEEKDAYS_NB_SHORT = ("man.", "tir.", "ons.", "tor.", "fre.", "lør.", "søn.")
@@ -232,7 +235,50 @@ _CLIENTS: dict[str, _Client] = {
         "nb",
     ),
     "bottom_post": _Client("Re: ", "full", None),
+    "inline_nb": _Client("Re: ", "full", ("User-Agent", "Mozilla/5.0 Thunderbird/128.6.0"), "nb"),
 }
+
+#: A question of our page in the quoted text ("21. Hvor kom ideen fra?").
+_PAGE_QUESTION = re.compile(r"^(\d{1,3})\. \S")
+
+
+def _inline(original: str, answer: str) -> tuple[str, str]:
+    """The quoted original with answers typed under their questions (text, HTML).
+
+    `answer` holds one "N: text" line per question answered; a question without a line is
+    left blank, as a respondent who skips it leaves it.
+    """
+    typed: dict[str, str] = {}
+    for line in answer.splitlines():
+        number, sep, text = line.partition(":")
+        if sep and number.strip().isdigit():
+            typed[number.strip()] = text.strip()
+    lines = original.split("\n")
+    out: list[str] = []
+    html_parts: list[str] = []
+    quoted: list[str] = []
+    current: str | None = None
+
+    def type_answer() -> None:
+        nonlocal current
+        if current is not None and typed.get(current):
+            out.append(typed[current])
+            html_parts.append(f"<blockquote type=\"cite\">{'<br>'.join(quoted)}</blockquote>"
+                              f"<p>{html.escape(typed[current])}</p>")
+            quoted.clear()
+        current = None
+
+    for line in lines:
+        match = _PAGE_QUESTION.match(line)
+        if match is not None or (current is not None and not line.startswith(" ")):
+            type_answer()
+        if match is not None:
+            current = match.group(1)
+        out.append(f"> {line}" if line else ">")
+        quoted.append(html.escape(line))
+    type_answer()
+    html_parts.append(f"<blockquote type=\"cite\">{'<br>'.join(quoted)}</blockquote>")
+    return "\n".join(out), "".join(html_parts)
 
 
 def _bodies(style: str, orig: _Original, answer: str) -> tuple[str, str]:
@@ -303,6 +349,12 @@ def _bodies(style: str, orig: _Original, answer: str) -> tuple[str, str]:
             "</blockquote></div><br>"
         )
         return text, _html_doc(body, body_attrs=' style="overflow-wrap: break-word;"')
+    if style == "inline_nb":
+        attribution = f"Den {orig.sent:%d.%m.%Y %H:%M}, skrev {sender}:"
+        inline_text, inline_html = _inline(orig.text, answer)
+        body = (f'<div class="moz-cite-prefix">{html.escape(attribution)}<br></div>\n'
+                f"{inline_html}")
+        return f"{attribution}\n{inline_text}\n", _html_doc(body)
     if style == "thunderbird_nb":
         attribution = f"Den {orig.sent:%d.%m.%Y %H:%M}, skrev {sender}:"
         text = f"{answer}\n\n{attribution}\n{_quote(orig.text)}\n"

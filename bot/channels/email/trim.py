@@ -429,6 +429,11 @@ def extract_reply(body: str) -> Trimmed:
         return Trimmed("", elided, "quoted" if quoted else "none", False)
 
     prefix = classes[:start]
+    if any(c == MARKER and not lines[i].lstrip().startswith(">")
+           for i, c in enumerate(prefix)):
+        # Our own marker line, not quoted (Outlook puts the original below its header block
+        # as it is): everything from it down is the message we sent. Nothing was typed above.
+        return Trimmed("", _join(lines, range(n)), "quoted", False)
     rule: str | None = None
     review = False
     if FORWARD in prefix:
@@ -463,11 +468,12 @@ def extract_reply(body: str) -> Trimmed:
         keep = _drop_quoted(classes, keep)
         rule = rule if rule == "forward" else "inline"
     shown = list(lines)
-    if rule == "inline":
+    if rule in ("inline", "bottom_post"):
         labels, unplaced = _inline_labels(lines, classes, keep)
         for k, label in labels.items():
             shown[k] = f"{label}: {lines[k].strip()}"
-        review = review or unplaced
+        # Below the whole quote (a bottom-post) an answer follows no question by nature.
+        review = review or (unplaced and rule == "inline")
     if rule is None:
         rule = "none"
     review = review or truncated
@@ -515,8 +521,9 @@ def _inline_labels(lines: Sequence[str], classes: Sequence[str],
                    keep: Sequence[int]) -> tuple[dict[int, str], bool]:
     """Which question each block of an inline reply answers: {first line: "21" or "4a"}.
 
-    A block is kept text that follows quoted lines; it answers the last quoted question (or
-    grid row of it) above it. Returns the labels and whether some block below a quote could not
+    A block is kept text that follows quoted lines; it answers the quoted question (or grid
+    row of it) whose lines are directly above it: its options, help and blank lines may come
+    between, any other line of the page ends the question. Returns the labels and whether some block below a quote could not
     be placed (it then goes to the engine as typed, and the reading is flagged for review).
     """
     labels: dict[int, str] = {}
@@ -532,6 +539,10 @@ def _inline_labels(lines: Sequence[str], classes: Sequence[str],
                 question, row = match.group(1), None
             elif question is not None and (match := _QUOTED_ROW.match(content)) is not None:
                 row = match.group(1)
+            elif content.strip() and not content[:1].isspace():
+                # A line of the page that belongs to no question (a heading, the sign-off):
+                # text typed below it answers nothing in particular.
+                question, row = None, None
             after_quote = True
             continue
         if k not in kept or classes[k] != TEXT:
