@@ -1,11 +1,12 @@
 """Time the outbound mail path against a bare SMTP loop (goal: ≥ 0.8 of the bare rate).
 
 N invitations go the whole way: outbox rows (queued by
-`bot.conversation.outgoing.queue_invitations`, as a wave would be) → claim → render (`bot.channels.email.compose`) → aiosmtplib over C pooled
-connections → an aiosmtpd sink in its own process (`tests/smtp_servers.py sink PORT`), with
-every result recorded in the outbox. The baseline, in the same run and against the same sink,
-is bare aiosmtplib sending the same messages, rendered beforehand, over the same number of
-connections: what the network and the SMTP libraries cost without svarbot.
+`bot.conversation.outgoing.queue_invitations`, as a wave would be) → claim → render
+(`bot.channels.email.compose`) → aiosmtplib over C pooled connections → an aiosmtpd sink in its
+own process (`tests/smtp_servers.py sink PORT`), with every result recorded in the outbox. The
+baseline, in the same run and against the same sink, is bare aiosmtplib sending the same
+messages, rendered beforehand, over the same number of connections: what the network and the
+SMTP libraries cost without svarbot.
 
 The setup is not timed: a temporary SQLite database with N respondents and invitations
 (inserted directly), the wave queued by `queue_invitations`, and the pre-rendered bytes for the

@@ -96,9 +96,11 @@ _PHRASES: dict[str, tuple[str, str, str]] = {
               "som mogleg.",
               "Your question has been passed on to the contact person, who will reply as soon "
               "as possible."),
-    "progress": ("Du har svart på {done} av {total} spørsmål.",
-                 "Du har svart på {done} av {total} spørsmål.",
-                 "You have answered {done} of {total} questions."),
+    # "that apply to you": the total counts only what this respondent is asked, so it falls
+    # when an answer rules questions out, and the words say why.
+    "progress": ("Du har svart på {done} av {total} spørsmål som gjelder deg.",
+                 "Du har svart på {done} av {total} spørsmål som gjeld deg.",
+                 "You have answered {done} of the {total} questions that apply to you."),
     "reminder": ("En påminnelse: vi setter stor pris på svaret ditt.",
                  "Ei påminning: vi set stor pris på svaret ditt.",
                  "A reminder: we would greatly value your answer."),

@@ -257,7 +257,7 @@ def test_stop_pause_resume_and_status(q: Questionnaire) -> None:
     """Opt-out stops everything; pause waits; any reply resumes; status tells the progress."""
     chat = Chat(q)
     step = chat.say("status")
-    assert "Du har svart på 0 av 6 spørsmål." in step.prompts[0].text
+    assert "Du har svart på 0 av 6 spørsmål som gjelder deg." in step.prompts[0].text
     step = chat.say("pause")
     assert step.events == (Paused(),)
     assert chat.session.status is Status.PAUSED
@@ -303,7 +303,7 @@ def test_reminder_says_where_the_respondent_stands(q: Questionnaire) -> None:
     chat = Chat(q)
     chat.say("1: helse")
     step = chat.send(Reminder())
-    assert "Du har svart på 1 av 6 spørsmål." in step.prompts[0].text
+    assert "Du har svart på 1 av 6 spørsmål som gjelder deg." in step.prompts[0].text
     assert step.prompts[0].asked == ("innovert",)
     assert step.events == ()
 
@@ -657,7 +657,7 @@ def test_question_total_counts_what_still_applies() -> None:
     assert progress(q, mail.session) == (3, 26)
     mail.say(SOME_YES)
     assert progress(q, mail.session) == (4, 24)
-    assert "Du har svart på 4 av 24 spørsmål." in mail.say("status").prompts[0].text
+    assert "Du har svart på 4 av 24 spørsmål som gjelder deg." in mail.say("status").prompts[0].text
     other = Chat(q)
     other.say("1\n1\n40")
     other.say(ALL_NO)

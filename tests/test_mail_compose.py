@@ -322,7 +322,7 @@ def test_text_part_lines_we_write_fit_in_78_columns() -> None:
 
 def test_progress_is_shown_when_given() -> None:
     text = text_of(rendered(make(kind="page", progress=(12, 31)))[0])
-    assert "Du har svart på 12 av 31 spørsmål." in text
+    assert "Du har svart på 12 av 31 spørsmål som gjelder deg." in text
     assert "av 31" not in text_of(rendered(make(kind="page"))[0])
 
 

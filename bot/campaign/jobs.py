@@ -348,8 +348,8 @@ def due_reminders(session_factory: sessionmaker[Session], settings: Settings,
 
     Only invited, delivered or started invitations get one, never while a question of theirs
     waits for the contact person, and at most the plan's maximum. The reminder carries where
-    the respondent stands ("Du har svart på 12 av 31 spørsmål") and the next page, from the
-    engine. Returns how many were queued now.
+    the respondent stands ("Du har svart på 12 av 31 spørsmål som gjelder deg") and the next
+    page, from the engine. Returns how many were queued now.
     """
     now = _utc(now)
     queued = 0

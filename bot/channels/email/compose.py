@@ -34,6 +34,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, Template, select
 from markupsafe import Markup, escape
 
 from bot.config import EmailSettings
+from flows import texts
 from storage.tokens import is_token
 
 __all__ = [
@@ -118,9 +119,6 @@ _PHRASES: dict[str, tuple[str, str, str]] = {
     "next": ("Du får de neste spørsmålene i et svar fra oss.",
              "Du får dei neste spørsmåla i eit svar frå oss.",
              "We will reply with the next questions."),
-    "progress": ("Du har svart på {answered} av {total} spørsmål.",
-                 "Du har svart på {answered} av {total} spørsmål.",
-                 "You have answered {answered} of {total} questions."),
     "signoff": ("Vennlig hilsen", "Venleg helsing", "Kind regards"),
     "contact": ("Spørsmål om undersøkelsen? Kontakt {contact}.",
                 "Spørsmål om undersøkinga? Kontakt {contact}.",
@@ -402,7 +400,8 @@ def _context(mail: OutgoingMail, settings: EmailSettings) -> dict[str, object]:
     progress = None
     if mail.progress is not None:
         answered, total = mail.progress
-        progress = _phrase("progress", lang).format(answered=answered, total=total)
+        progress = texts.phrase("progress", "nn" if lang == "nn" else "en" if lang == "en"
+                                else "nb", done=answered, total=total)
     name = mail.to_name.strip()
     sender_name, _, domain = _sender(settings.from_address)
     return {

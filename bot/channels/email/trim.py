@@ -523,8 +523,9 @@ def _inline_labels(lines: Sequence[str], classes: Sequence[str],
 
     A block is kept text that follows quoted lines; it answers the quoted question (or grid
     row of it) whose lines are directly above it: its options, help and blank lines may come
-    between, any other line of the page ends the question. Returns the labels and whether some block below a quote could not
-    be placed (it then goes to the engine as typed, and the reading is flagged for review).
+    between, any other line of the page ends the question. Returns the labels and whether some
+    block below a quote could not be placed (it then goes to the engine as typed, and an
+    inline reading is flagged for review).
     """
     labels: dict[int, str] = {}
     unplaced = False
