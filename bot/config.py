@@ -328,13 +328,55 @@ class EmailSettings(_Section):
     listen: ListenSettings = ListenSettings()
 
 
+class TelegramWebhookSettings(_Section):
+    """Where Telegram delivers updates in webhook mode (behind a TLS reverse proxy)."""
+
+    #: The local address svarbot listens on for Telegram's POSTs.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8443, ge=0, le=65535)
+    #: The public https URL Telegram posts to (ports 443, 80, 88 or 8443), ending in the path.
+    public_url: str | None = None
+    #: Environment variable holding the secret Telegram sends in every request's header.
+    secret_token_env: str = "SVARBOT_TELEGRAM_WEBHOOK_SECRET"  # noqa: S105 - a variable name
+
+
 class TelegramSettings(_Section):
     """The Telegram channel."""
 
     enabled: bool = False
+    #: Environment variable holding the bot token from @BotFather (never written here).
     token_env: str = "SVARBOT_TELEGRAM_TOKEN"  # noqa: S105 - the name of a variable
-    bot_username: str = "svarbot_demo_bot"
-    base_url: str | None = None
+    #: The bot's username, for the deep links https://t.me/<bot_username>?start=<payload>.
+    bot_username: str = Field(default="svarbot_demo_bot", pattern=r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
+    #: The Bot API endpoint, up to the token: Telegram's own, a self-hosted Bot API server,
+    #: or the fake one the demo and the tests run on loopback.
+    api_url: str = "https://api.telegram.org/bot"
+    #: How updates arrive: by long polling (one process polls: the leader) or a webhook.
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook: TelegramWebhookSettings = TelegramWebhookSettings()
+    #: Seconds one getUpdates call waits for news (long polling).
+    poll_timeout: int = Field(default=30, ge=0, le=50)
+    #: Messages a second overall (Telegram's broadcast limit is about 30).
+    per_second: float = Field(default=25.0, gt=0, le=30)
+    #: Messages a second to one chat (Telegram allows 1, with short bursts).
+    per_chat_per_second: float = Field(default=1.0, gt=0, le=1)
+    #: How many messages one chat may get at once before the per-chat pace applies.
+    burst: int = Field(default=3, ge=1, le=5)
+    #: Requests in flight at once.
+    concurrency: int = Field(default=8, ge=1, le=64)
+    #: Seconds to wait on one request to the Bot API.
+    timeout: float = Field(default=30.0, gt=0)
+    #: A message that keeps failing (network errors) is given up (dead) after this.
+    retry_for_hours: float = Field(default=24.0, gt=0)
+    lease_seconds: int = Field(default=120, ge=10, le=86_400)
+    #: Where reminders go: the channel the respondent last wrote from, or the plan's.
+    reminders: Literal["last_used", "plan"] = "last_used"
+
+    @model_validator(mode="after")
+    def _webhook_has_a_url(self) -> Self:
+        if self.enabled and self.mode == "webhook" and not self.webhook.public_url:
+            raise ValueError("webhook.public_url: required when mode is webhook")
+        return self
 
 
 class DevModeSettings(_Section):

@@ -81,6 +81,7 @@ class Service:
     receivers: list[Receiver] = field(init=False, default_factory=list)
     leading: list[Receiver] = field(init=False, default_factory=list)
     clock: CampaignClock | None = field(init=False, default=None)
+    _parts: list[Receiver] = field(init=False, default_factory=list)
     _loop: asyncio.AbstractEventLoop | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
@@ -95,6 +96,11 @@ class Service:
                                      settings=self.settings, store=self.store,
                                      surveys=self.surveys, on_queued=self.notify_senders,
                                      channels=self.channels)
+        # Made now, so that a setting a receiver needs (a secret) fails before anything runs.
+        self._parts = [receiver for channel in self.channels
+                       for receiver in channel.receivers(self.session_factory,
+                                                         self._wake_dispatcher)
+                       if self.listen or not receiver.binds_port]
 
     @property
     def sender(self) -> OutboxWorker:
@@ -121,12 +127,7 @@ class Service:
             self._loop.call_soon_threadsafe(self.dispatcher.notify)
 
     def _receivers(self, *, leader: bool) -> list[Receiver]:
-        parts: list[Receiver] = []
-        for channel in self.channels:
-            for receiver in channel.receivers(self.session_factory, self._wake_dispatcher):
-                if receiver.leader_only == leader and (self.listen or not receiver.binds_port):
-                    parts.append(receiver)
-        return parts
+        return [receiver for receiver in self._parts if receiver.leader_only == leader]
 
     async def run(self, stop: asyncio.Event,
                   on_ready: Callable[[Service], None] | None = None) -> None:

@@ -243,3 +243,79 @@ def close_survey(session: Session, survey_id: str) -> bool:
         update(Survey).where(Survey.id == survey_id, Survey.status == SurveyStatus.OPEN)
         .values(status=SurveyStatus.CLOSED).returning(Survey.id)
         .execution_options(synchronize_session="fetch")).all())
+
+
+# --- channels: Telegram ----------------------------------------------------------------------
+
+
+def ensure_telegram_start(session: Session, invitation: Invitation) -> str:
+    """The invitation's deep-link payload, made on first use."""
+    if invitation.telegram_start is None:
+        invitation.telegram_start = tokens.new_start_code()
+        session.flush()
+    return invitation.telegram_start
+
+
+def find_invitation_by_start(session: Session, code: str) -> Invitation | None:
+    """The invitation whose deep link carries `code`."""
+    if not code or len(code) > 64:
+        return None
+    return session.scalars(select(Invitation).where(Invitation.telegram_start == code)
+                           ).one_or_none()
+
+
+def find_invitation_by_chat(session: Session, chat_id: int) -> Invitation | None:
+    """The invitation a Telegram chat is bound to (the one last in touch, if several)."""
+    return session.scalars(
+        select(Invitation).where(Invitation.telegram_chat_id == chat_id)
+        .order_by(Invitation.last_contact_at.desc().nulls_last(), Invitation.id.desc())
+        .limit(1)).one_or_none()
+
+
+def bind_telegram(session: Session, invitation: Invitation, *, user_id: int,
+                  chat_id: int) -> bool:
+    """Tie the Telegram user and chat to the invitation; False when another user holds it.
+
+    Binding again from the same user (a second tap on the link) changes nothing but makes the
+    chat active again (the respondent pressed Start, so the bot may write).
+    """
+    if invitation.telegram_user_id is not None and invitation.telegram_user_id != user_id:
+        return False
+    invitation.telegram_user_id = user_id
+    invitation.telegram_chat_id = chat_id
+    invitation.telegram_active = True
+    session.flush()
+    log.info("invitation %s: Telegram chat bound", invitation.id)
+    return True
+
+
+def flag_start_shared(invitation: Invitation) -> None:
+    """Someone else presented the invitation's link (it was forwarded): for an operator."""
+    if not invitation.start_shared:
+        invitation.start_shared = True
+        log.warning("invitation %s: its Telegram link was used by another Telegram user",
+                    invitation.id)
+
+
+def note_channel(invitation: Invitation, channel: str) -> None:
+    """The respondent last wrote on `channel` (reminders may follow them there)."""
+    invitation.last_channel = channel
+
+
+def channel_unreachable(session: Session, channel: str, invitation_ids: Sequence[int]) -> None:
+    """`channel` refused to deliver to these invitations for good (a blocked bot, an account
+    gone): they are written to on another channel from now on."""
+    if channel == "telegram":
+        telegram_unreachable(session, invitation_ids)
+
+
+def telegram_unreachable(session: Session, invitation_ids: Sequence[int]) -> None:
+    """Telegram refused to deliver (bot blocked, account gone): write by email from now on."""
+    if not invitation_ids:
+        return
+    session.execute(update(Invitation).where(Invitation.id.in_(list(invitation_ids)))
+                    .values(telegram_active=False)
+                    .execution_options(synchronize_session="fetch"))
+    for invitation_id in sorted(invitation_ids):
+        log.info("invitation %s: Telegram chat no longer reachable; email from now on",
+                 invitation_id)

@@ -268,3 +268,15 @@ def release_quarantined(session: Session, ids: Iterable[int], *, now: dt.datetim
     if rows:
         log.info("%s quarantined inbox rows released", len(rows))
     return len(rows)
+
+
+def newest_external(session: Session, channel: str) -> tuple[str, dt.datetime] | None:
+    """The external id and time of the newest stored message of `channel` (a Telegram
+    poller resumes after it); None when there is none."""
+    row = session.execute(select(InboxMessage.external_id, InboxMessage.received_at)
+                          .where(InboxMessage.channel == channel)
+                          .order_by(InboxMessage.id.desc()).limit(1)).first()
+    if row is None:
+        return None
+    at = row.received_at
+    return row.external_id, at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 
 from storage.claim import OUTBOX, claim_due, release_rows
 from storage.history import record_changes
-from storage.identity import safe_reason, set_status
+from storage.identity import channel_unreachable, safe_reason, set_status
 from storage.schema import (
     Invitation,
     InvitationStatus,
@@ -223,7 +223,7 @@ def claim(session: Session, *, worker: str, limit: int, now: datetime,
 # --- results --------------------------------------------------------------------------------
 
 #: What an attempt came to, as the sender reports it (see `record`).
-ResultKind = Literal["sent", "bounced", "dead", "retry"]
+ResultKind = Literal["sent", "bounced", "dead", "retry", "unreachable"]
 
 
 @dataclass(frozen=True)
@@ -249,6 +249,9 @@ _TARGETS = {
     "sent": _Target(OutboxStatus.SENT, _OPEN),
     "bounced": _Target(OutboxStatus.BOUNCED, _BOUNCE_FROM),
     "dead": _Target(OutboxStatus.DEAD, _OPEN),
+    # The recipient's chat is gone (a blocked bot): the message is bounced, the invitation
+    # stays as it is and is written to on another channel from now on.
+    "unreachable": _Target(OutboxStatus.BOUNCED, _OPEN),
 }
 
 
@@ -301,7 +304,7 @@ def _record_round(session: Session, results: Sequence[Result], now: datetime,
         return {}
     rows = {row.id: row for row in session.execute(
         select(OutboxMessage.id, OutboxMessage.status, OutboxMessage.attempts,
-               OutboxMessage.kind, OutboxMessage.invitation_id)
+               OutboxMessage.kind, OutboxMessage.invitation_id, OutboxMessage.channel)
         .where(OutboxMessage.id.in_([r.outbox_id for r in results])))}
     deadlines = _deadlines(session, [r.outbox_id for r in results if r.outcome == "retry"],
                            retry_for)
@@ -315,7 +318,7 @@ def _record_round(session: Session, results: Sequence[Result], now: datetime,
             continue
         if result.outcome == "sent":
             moves["sent"].append((row.id, result.reason or "accepted"))
-        elif result.outcome in ("bounced", "dead"):
+        elif result.outcome in ("bounced", "dead", "unreachable"):
             moves[result.outcome].append((row.id, result.reason))
         elif OutboxStatus(row.status) not in _OPEN:
             _late(events, row.id, OutboxStatus.RETRY, result.reason, now)
@@ -349,6 +352,12 @@ def _record_round(session: Session, results: Sequence[Result], now: datetime,
                                 and rows[i].invitation_id is not None], now)
     _invitations_bounced(session, [rows[i].invitation_id for i in sorted(changed["bounced"])
                                    if rows[i].invitation_id is not None])
+    gone: dict[str, list[int]] = {}
+    for i in sorted(changed["unreachable"]):
+        if rows[i].invitation_id is not None:
+            gone.setdefault(rows[i].channel, []).append(rows[i].invitation_id)
+    for channel, invitation_ids in gone.items():
+        channel_unreachable(session, channel, invitation_ids)
     session.flush()
     return statuses
 

@@ -28,6 +28,7 @@ from enum import StrEnum
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Date,
     DateTime,
     ForeignKey,
@@ -154,6 +155,7 @@ class Invitation(Base):
     __table_args__ = (
         UniqueConstraint("respondent_id", "survey_id", name="uq_invitations_respondent_survey"),
         Index("ix_invitations_survey_status", "survey_id", "status"),
+        Index("ix_invitations_telegram_start", "telegram_start", unique=True),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -167,7 +169,6 @@ class Invitation(Base):
     #: The engine's session (flows.session JSON); deleted when the survey is sealed.
     session_state: Mapped[str | None] = mapped_column(Text)
     email_address: Mapped[str | None] = mapped_column(String(320))
-    telegram_chat_id: Mapped[str | None] = mapped_column(String(64))
     #: Set when a reply came from another address than the invited one.
     answered_from_other_address: Mapped[bool] = mapped_column(default=False)
     #: An out-of-office reply's return date: no reminder before it.
@@ -175,6 +176,18 @@ class Invitation(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow,
                                                     onupdate=_utcnow)
+    #: The deep-link payload (`/start <payload>`) that binds a Telegram chat (192 random bits, not the token):
+    #: made when the first email that carries the link is queued.
+    telegram_start: Mapped[str | None] = mapped_column(String(43))
+    #: The Telegram user and chat bound by `/start <link>` (64-bit ids; never logged).
+    telegram_user_id: Mapped[int | None] = mapped_column(BigInteger)
+    telegram_chat_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    #: False once Telegram refused a message (bot blocked, account gone): mail goes by email.
+    telegram_active: Mapped[bool] = mapped_column(default=True)
+    #: Someone else tried the link (a forwarded invitation): for an operator to look at.
+    start_shared: Mapped[bool] = mapped_column(default=False)
+    #: The channel the respondent last wrote from (reminders go there).
+    last_channel: Mapped[str | None] = mapped_column(String(16))
 
 
 class InvitationEvent(Base):

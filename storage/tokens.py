@@ -22,3 +22,10 @@ def new_token() -> str:
 def is_token(text: str) -> bool:
     """Whether `text` has the shape of a token (it may still be unknown)."""
     return bool(TOKEN_PATTERN.match(text))
+
+
+def new_start_code() -> str:
+    """A fresh deep-link payload for Telegram's `/start`: 192 random bits, URL-safe base64
+    (32 characters of [A-Za-z0-9_-], as Telegram allows). Not the token: a link that is
+    forwarded or seen on a shared screen says nothing about the email conversation."""
+    return secrets.token_urlsafe(24)

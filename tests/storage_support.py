@@ -6,10 +6,11 @@ before pytest loads it) so test modules can import these directly.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 
-from sqlalchemy import Engine, create_engine, insert
+from sqlalchemy import Engine, create_engine, insert, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage import tokens
@@ -80,3 +81,28 @@ def bulk_people(factory: sessionmaker[Session], survey_id: str, count: int, *,
              "status": InvitationStatus.PENDING, "reminders_sent": 0,
              "email_address": f"leder{i}@kommune{i}.example",
              "answered_from_other_address": False} for i in range(count)])
+
+
+def add_people_by_sql(session: Session, survey_id: str, count: int) -> None:
+    """`count` invited unit leaders written with plain SQL and only the columns of schema
+    revision 0001, for the tests that upgrade an older database (the models know newer
+    columns than such a database has)."""
+    now = dt.datetime(2019, 10, 1, tzinfo=dt.UTC)
+    session.execute(text(
+        "INSERT INTO surveys (id, questionnaire, status, created_at) "
+        "VALUES (:id, 'virksomhetsleder-2020', 'open', :now)"), {"id": survey_id, "now": now})
+    for i in range(count):
+        session.execute(text(
+            "INSERT INTO respondents (id, name, email, role, municipality_no, "
+            "municipality_name, county, size_class, landsdel, sector, lang, updated_at) VALUES "
+            "(:id, :name, :email, 'unit_leader', :no, :kommune, 'Viken', 'medium', "
+            "'Østlandet', 'helse', 'nb', :now)"),
+            {"id": i + 1, "name": f"Leder Nummer{i}", "email": f"leder{i}@kommune{i}.example",
+             "no": f"{3001 + i:04d}", "kommune": f"Kommune{i}", "now": now})
+        session.execute(text(
+            "INSERT INTO invitations (id, respondent_id, survey_id, token, status, "
+            "reminders_sent, email_address, answered_from_other_address, created_at, "
+            "updated_at) VALUES (:id, :id, :survey, :token, 'pending', 0, :email, :no, :now, "
+            ":now)"),
+            {"id": i + 1, "survey": survey_id, "token": tokens.new_token(),
+             "email": f"leder{i}@kommune{i}.example", "no": False, "now": now})

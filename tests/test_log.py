@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from smtp_servers import SmtpSink, try_later, unknown_user
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, sessionmaker
-from storage_support import TEST_KEY_TEXT, add_people
+from storage_support import TEST_KEY_TEXT, add_people, add_people_by_sql
 
 from bot.channels.email.channel import EmailChannel
 from bot.channels.email.clients import compose_reply
@@ -272,7 +272,7 @@ def test_db_upgrade_brings_a_0002_database_up_with_its_statuses(db_url: str,
     assert init_database(db_url, revision="0002") == "0002"
     engine = make_engine(db_url)
     with transaction(session_factory(engine)) as session:
-        add_people(session, SURVEY, 3)
+        add_people_by_sql(session, SURVEY, 3)
         session.execute(text("UPDATE invitations SET status = 'bounced' WHERE id = 2"))
         session.execute(text("UPDATE invitations SET status = 'finished' WHERE id = 3"))
     engine.dispose()
@@ -280,8 +280,8 @@ def test_db_upgrade_brings_a_0002_database_up_with_its_statuses(db_url: str,
     config.write_text(f"database:\n  url: '{db_url}'\n", encoding="utf-8")
     result = CliRunner().invoke(main, ["db", "upgrade", "--config", str(config)])
     assert result.exit_code == 0, result.output
-    assert current_revision(db_url) == "0004"
-    assert upgrade(db_url) == ("0004", "0004")
+    assert current_revision(db_url) == "0005"
+    assert upgrade(db_url) == ("0005", "0005")
     engine = open_database(db_url)
     with session_factory(engine)() as session:
         rows = session.execute(select(InvitationEvent.invitation_id, InvitationEvent.status,
@@ -301,7 +301,7 @@ def test_db_upgrade_to_0004_moves_retry_numbers_out_of_the_text(db_url: str) -> 
     assert init_database(db_url, revision="0003") == "0003"
     engine = make_engine(db_url)
     with transaction(session_factory(engine)) as session:
-        add_people(session, SURVEY, 1)
+        add_people_by_sql(session, SURVEY, 1)
         session.execute(text(
             "INSERT INTO outbox (id, idempotency_key, invitation_id, channel, kind, recipient, "
             "status, attempts, next_attempt_at, created_at) VALUES (1, 'invitation:1', 1, "
@@ -312,7 +312,7 @@ def test_db_upgrade_to_0004_moves_retry_numbers_out_of_the_text(db_url: str) -> 
             "(1, :at, 'retry', 'attempt 2: 451 4.3.0 try later; next at 2019-10-15 07:10:00Z')"),
             {"at": NOW})
     engine.dispose()
-    assert upgrade(db_url) == ("0003", "0004")
+    assert upgrade(db_url) == ("0003", "0005")
     engine = open_database(db_url)
     with session_factory(engine)() as session:
         rows = session.execute(select(OutboxEvent.status, OutboxEvent.detail,
@@ -323,5 +323,5 @@ def test_db_upgrade_to_0004_moves_retry_numbers_out_of_the_text(db_url: str) -> 
         next_at = rows[1][3]
         assert next_at.replace(tzinfo=dt.UTC) == dt.datetime(2019, 10, 15, 7, 10, tzinfo=dt.UTC)
         details = [e.detail for e in respondent_history(session, 1) if e.source == "outbox"]
-        assert details == ["", "451 4.3.0 try later → nytt forsøk 09:10 (forsøk 2)"]
+        assert sorted(details) == ["", "451 4.3.0 try later → nytt forsøk 09:10 (forsøk 2)"]
     engine.dispose()

@@ -48,13 +48,14 @@ from bot.campaign.plan import (
     next_opening,
     reminder_at,
 )
-from bot.channels.base import Channel
+from bot.channels.base import Channel, Channels
 from bot.channels.registry import configured_channels
 from bot.config import Settings, SurveySettings, plan_from_settings
 from bot.conversation.outgoing import (
     SurveyContext,
     conversation_of,
     invitation_key,
+    others_than,
     queue_invitation,
     queue_message,
     reminder_key,
@@ -193,7 +194,8 @@ def due_invitations(session_factory: sessionmaker[Session], settings: Settings,
         if held:
             log.info("survey %s: %d messages wait for the send window to open", survey_id,
                      held)
-        count = _wave(session_factory, channel, survey, plan, store, now)
+        count = _wave(session_factory, configured_channels(settings), channel, survey, plan,
+                      store, now)
         if count:
             log.info("survey %s: %d invitations queued", survey_id, count)
         queued += count
@@ -252,8 +254,8 @@ def _unqueued(session: Session, channel: Channel, survey_id: str,
         .order_by(Invitation.id).limit(CHUNK))]
 
 
-def _wave(factory: sessionmaker[Session], channel: Channel, survey: SurveyContext,
-          plan: Plan, store: AnswerStore, now: dt.datetime) -> int:
+def _wave(factory: sessionmaker[Session], channels: Channels, channel: Channel,
+          survey: SurveyContext, plan: Plan, store: AnswerStore, now: dt.datetime) -> int:
     start = max(now, plan.invite_at)
     after, queued = 0, 0
     while True:
@@ -265,7 +267,8 @@ def _wave(factory: sessionmaker[Session], channel: Channel, survey: SurveyContex
                 not_before = next_opening(plan.window, start, county=respondent.county)
                 if queue_invitation(session, channel, survey, store, invitation, respondent,
                                     now=now, not_before=not_before,
-                                    deadline=_deadline(channel, plan, not_before)):
+                                    deadline=_deadline(channel, plan, not_before),
+                                    others=others_than(channels, channel)):
                     queued += 1
         if len(rows) < CHUNK:
             return queued
@@ -369,12 +372,26 @@ def due_reminders(session_factory: sessionmaker[Session], settings: Settings,
                    if _due_now(plan, s, now)]
         count = 0
         for start in range(0, len(due), CHUNK):
-            count += _remind(session_factory, channel, survey, plan, store,
+            count += _remind(session_factory, settings, channel, survey, plan, store,
                              dict(due[start:start + CHUNK]), now)
         if count:
             log.info("survey %s: %d reminders queued", survey_id, count)
         queued += count
     return queued
+
+
+def reminder_channel(channels: Channels, planned: Channel, invitation: Invitation,
+                     respondent: Respondent, *, follow: bool) -> Channel | None:
+    """Where a reminder goes: the channel the respondent last wrote from (with `follow`),
+    else the plan's, else any channel that still reaches them (a blocked chat falls back to
+    email); None when none does."""
+    order: list[Channel] = []
+    if follow and invitation.last_channel is not None:
+        last = channels.get(invitation.last_channel)
+        if last is not None:
+            order.append(last)
+    order += [planned, *channels]
+    return next((c for c in order if c.address(invitation, respondent) is not None), None)
 
 
 def _due_now(plan: Plan, state: _State, now: dt.datetime) -> bool:
@@ -386,7 +403,8 @@ def _due_now(plan: Plan, state: _State, now: dt.datetime) -> bool:
     return due is not None and due <= now
 
 
-def _remind(factory: sessionmaker[Session], channel: Channel, survey: SurveyContext,
+def _remind(factory: sessionmaker[Session], settings: Settings, planned: Channel,
+            survey: SurveyContext,
             plan: Plan, store: AnswerStore, due: Mapping[int, int], now: dt.datetime) -> int:
     """Queue reminder n to each invitation in `due` ({invitation id: n}) in one transaction.
 
@@ -396,6 +414,7 @@ def _remind(factory: sessionmaker[Session], channel: Channel, survey: SurveyCont
     """
     q = survey.questionnaire
     queued = 0
+    channels = configured_channels(settings)
     with transaction(factory) as session:
         rows = session.execute(
             select(Invitation, Respondent)
@@ -408,6 +427,10 @@ def _remind(factory: sessionmaker[Session], channel: Channel, survey: SurveyCont
             n = due[invitation.id]
             if invitation.reminders_sent != n - 1:
                 continue
+            channel = reminder_channel(channels, planned, invitation, respondent,
+                                       follow=settings.telegram.reminders == "last_used")
+            if channel is None:
+                continue
             conversation = conversation_of(invitation, respondent, survey, channel)
             step = advance(q, conversation, Reminder(), now=now)
             if not step.prompts:  # the conversation has ended after all: nothing to say
@@ -417,7 +440,8 @@ def _remind(factory: sessionmaker[Session], channel: Channel, survey: SurveyCont
                                 step.session, kind="reminder", prompts=step.prompts,
                                 key=reminder_key(invitation.id, n), now=now,
                                 not_before=not_before,
-                                deadline=_deadline(channel, plan, not_before))
+                                deadline=_deadline(channel, plan, not_before),
+                                others=others_than(channels, channel))
             if row is None:
                 continue
             apply_step(session, store, invitation, respondent, step, now=now, questionnaire=q)

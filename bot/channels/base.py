@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from sqlalchemy import ColumnElement
     from sqlalchemy.orm import Session, sessionmaker
 
+    from flows.events import Choice
     from flows.model import Lang
     from flows.session import Channel as Style
     from storage.outbox import Claimed
@@ -85,6 +86,19 @@ class Reading:
     return_date: dt.date | None = None
     rule: str = ""
     needs_review: bool = False
+    #: A join code the sender presents (a chat's `/start <payload>`); "" for none given.
+    start: str | None = None
+    #: The channel the sender asks to continue on ("email").
+    switch_to: str | None = None
+    #: A note for the sender whatever else happens (the channel's own words, by key).
+    notice: str | None = None
+    #: The sender's language as their app reports it, for words to a sender not yet known.
+    lang: str | None = None
+    #: A button press (to be acknowledged), and the asked item it answers (the channel's key).
+    tap: bool = False
+    item: str | None = None
+    #: What only the channel needs to answer this message (opaque to the core).
+    private: object = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +130,13 @@ class Message:
     progress: tuple[int, int] | None
     contact: str | None
     reply: ReplyContext | None = None
-    #: The item ids the prompts ask (a chat turns them into buttons).
+    #: The item ids the prompts ask, and the quick answers for them (a chat's buttons).
     asked: tuple[str, ...] = ()
+    choices: tuple[Choice, ...] = ()
+    #: The item asked takes several choices (toggle buttons and "Ferdig").
+    multiple: bool = False
+    #: Links that move the conversation to another channel: (channel name, url).
+    join_links: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +148,7 @@ class Outgoing:
     message_id: str | None = None
 
 
-DeliveryResult = Literal["sent", "retry", "bounced", "dead"]
+DeliveryResult = Literal["sent", "retry", "bounced", "dead", "unreachable"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,8 +222,8 @@ class Channel(Protocol):
         """SQL: the invitations that `address` would give a recipient for."""
         ...
 
-    def outgoing(self, message: Message, recipient: str) -> Outgoing:
-        """The outbox row for `message` to `recipient`."""
+    def outgoing(self, message: Message, recipient: str) -> Sequence[Outgoing]:
+        """The outbox rows for `message` to `recipient` (a chat may need several), in order."""
         ...
 
     def read(self, raw: bytes, *, today: dt.date) -> Reading:
@@ -214,6 +233,34 @@ class Channel(Protocol):
     def same_sender(self, reading: Reading, invitation: Invitation,
                     respondent: Respondent) -> bool:
         """Whether the message came from the invitation's own address on this channel."""
+        ...
+
+    def lookup(self, session: Session, reading: Reading) -> Invitation | None:
+        """The invitation a message belongs to by the channel's own means (a bound chat),
+        when it carries no token; None when there is none."""
+        ...
+
+    def bind(self, session: Session, invitation: Invitation, reading: Reading) -> bool:
+        """Tie the sender to `invitation` (a join code was presented); False when the
+        invitation is already tied to someone else on this channel."""
+        ...
+
+    def join_link(self, session: Session, invitation: Invitation) -> str | None:
+        """A link that moves the conversation to this channel, for messages sent on the
+        others (None: this channel has none)."""
+        ...
+
+    def notice(self, reading: Reading, key: str, lang: str) -> Outgoing | None:
+        """The channel's own note `key` to the sender of `reading` (None: it has none)."""
+        ...
+
+    def still_asked(self, reading: Reading, asked: Sequence[str]) -> bool:
+        """Whether the item a tap answers (`reading.item`) is among the `asked` ids."""
+        ...
+
+    def acknowledge(self, reading: Reading, *, stale: bool) -> Sequence[Outgoing]:
+        """What answers a button press (`reading.tap`): stop the spinner, take the buttons
+        away (or show a toggled keyboard); `stale` when the item was answered already."""
         ...
 
     def limits(self) -> Limits:
@@ -255,3 +302,7 @@ class Channels:
 
     def names(self) -> tuple[str, ...]:
         return tuple(self.by_name)
+
+
+class ChannelError(Exception):
+    """A channel cannot start as configured; the message is one line for the operator."""

@@ -12,6 +12,12 @@ from bot.config import Settings
 
 def configured_channels(settings: Settings) -> Channels:
     """Every channel `settings` enables, by name (email is always there)."""
+    from bot.channels.base import Channel
     from bot.channels.email.channel import EmailChannel
 
-    return Channels({"email": EmailChannel(settings)})
+    channels: dict[str, Channel] = {"email": EmailChannel(settings)}
+    if settings.telegram.enabled:
+        from bot.channels.telegram.channel import TelegramChannel
+
+        channels["telegram"] = TelegramChannel(settings)
+    return Channels(channels)

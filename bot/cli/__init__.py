@@ -22,9 +22,22 @@ def main() -> None:
 
 def _register_commands() -> None:
     """Add the commands, one module per group (bot/cli/*.py)."""
-    from bot.cli import contacts, demo, flow, log, mail, outbox, plan, report, run, storage
+    from bot.cli import (
+        contacts,
+        demo,
+        flow,
+        log,
+        mail,
+        outbox,
+        plan,
+        report,
+        run,
+        storage,
+        telegram,
+    )
 
-    for module in (flow, storage, contacts, run, report, mail, outbox, plan, log, demo):
+    for module in (flow, storage, contacts, run, report, mail, outbox, plan, log, telegram,
+                   demo):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -27,7 +27,7 @@ def invite_command(survey_id: str, limit: int | None, config_path: str | None) -
     twice; `svarbot run` sends what is queued.
     """
     from bot.channels.registry import configured_channels
-    from bot.conversation.outgoing import invitation_channel, queue_invitations
+    from bot.conversation.outgoing import invitation_channel, others_than, queue_invitations
     from bot.runner import survey_contexts
     from storage.answers import AnswerStore, LinkKey
     from storage.db import StorageError, session_factory, transaction
@@ -37,8 +37,9 @@ def invite_command(survey_id: str, limit: int | None, config_path: str | None) -
     contexts = survey_contexts(settings)
     if survey_id not in contexts:
         _fail(f"unknown survey '{survey_id}' (configured: {', '.join(contexts) or 'none'})")
+    channels = configured_channels(settings)
     try:
-        channel = invitation_channel(configured_channels(settings), contexts[survey_id])
+        channel = invitation_channel(channels, contexts[survey_id])
     except KeyError as exc:
         _fail(f"survey '{survey_id}': its plan sends on {exc}, which is not enabled")
     try:
@@ -46,7 +47,8 @@ def invite_command(survey_id: str, limit: int | None, config_path: str | None) -
         engine = open_database(settings.database.url)
         with transaction(session_factory(engine)) as session:
             queued = queue_invitations(session, channel, contexts[survey_id], store,
-                                       now=dt.datetime.now(dt.UTC), limit=limit)
+                                       now=dt.datetime.now(dt.UTC), limit=limit,
+                                       others=others_than(channels, channel))
         engine.dispose()
     except StorageError as exc:
         _fail(str(exc))
@@ -99,7 +101,7 @@ def run_command(workers: int, worker_of: int | None, config_path: str | None) ->
         _fail(str(exc))
 
     from bot.campaign.scheduler import campaign_ticks
-    from bot.channels.email.smtp import SenderError
+    from bot.channels.base import ChannelError
     from bot.runner import (
         Service,
         WorkerPool,
@@ -115,7 +117,7 @@ def run_command(workers: int, worker_of: int | None, config_path: str | None) ->
                           surveys=contexts, worker=leadership.name, leadership=leadership,
                           ticks=campaign_ticks(factory, settings, contexts, store),
                           listen=worker_of is None)
-    except SenderError as exc:
+    except ChannelError as exc:
         leadership.close()
         engine.dispose()
         _fail(str(exc))

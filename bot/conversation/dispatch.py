@@ -19,6 +19,12 @@ What happens per verdict:
   comes before it;
 - ignore (our own message come back, a delivery report): done, nothing kept;
 - forward, unknown, no invitation, unreadable: kept in the quarantine with a reason code.
+
+A channel may also ask for more than the engine: a join code (a chat's `/start <payload>`)
+ties the sender to an invitation (or is refused when someone else holds it, and the invitation
+is flagged); a button press is acknowledged, and answers only if its item is still asked; a
+sender may ask to go on by another channel (the current page goes there); and a channel may
+have a word of its own for the sender (an edited message is not re-read).
 """
 
 from __future__ import annotations
@@ -39,14 +45,25 @@ from bot.conversation.outgoing import (
     SurveyContext,
     conversation_of,
     message_kind,
+    others_than,
     queue_message,
+    queue_outgoing,
 )
 from bot.conversation.steps import apply_step
 from flows.engine import advance
-from flows.events import Inbound, OptOut, Prompt, Reply
+from flows.events import Inbound, OptOut, Prompt, Reply, Start
+from flows.session import from_json
 from storage.answers import AnswerStore
 from storage.db import transaction
-from storage.identity import find_invitation_by_token, flag_other_sender, set_away, set_status
+from storage.identity import (
+    find_invitation_by_start,
+    find_invitation_by_token,
+    flag_other_sender,
+    flag_start_shared,
+    note_channel,
+    set_away,
+    set_status,
+)
 from storage.inbox import mark_ignored, mark_processed, next_received, quarantine
 from storage.outbox import find_by_message_id, mark_bounced, note_soft_bounce
 from storage.schema import (
@@ -134,8 +151,17 @@ class Dispatcher:
         # What the token query loaded besides the invitation (its respondent and survey), kept
         # referenced while this message is handled so that `session.get` finds it.
         related: list[object] = []
-        invitation = self._invitation(session, reading, related)
+        if reading.start is not None:
+            return self._start(session, row, channel, reading, now)
+        invitation = self._invitation(session, channel, reading, related)
         verdict = reading.verdict
+        if reading.notice is not None:
+            self._notice(session, row, channel, reading, reading.notice, invitation, now)
+        if verdict is Verdict.IGNORE and reading.tap:
+            stale = invitation is None or not self._asked(invitation, channel, reading)
+            self._acknowledge(session, row, channel, reading, stale=stale, now=now)
+            self._ignore(session, row, reading, now)
+            return f"ignored:{reading.reason}"
         if verdict is Verdict.BOUNCE:
             return self._bounce(session, row, reading, invitation, now)
         if verdict is Verdict.AUTO_REPLY:
@@ -167,9 +193,10 @@ class Dispatcher:
         mark_ignored(session, row.id, classification=_classification(reading),
                      reason=reading.reason, now=now)
 
-    def _invitation(self, session: Session, reading: Reading,
+    def _invitation(self, session: Session, channel: Channel, reading: Reading,
                     related: list[object]) -> Invitation | None:
-        """By the token (recipient, subject, deep link), then by a message id we sent."""
+        """By the token (recipient, subject), then by a message id we sent, then by the
+        channel's own means (a bound chat)."""
         if reading.token is not None:
             invitation = find_invitation_by_token(session, reading.token, keep_related=related)
             if invitation is not None:
@@ -178,7 +205,51 @@ class Dispatcher:
             sent = find_by_message_id(session, message_id)
             if sent is not None and sent.invitation_id is not None:
                 return session.get(Invitation, sent.invitation_id)
-        return None
+        return channel.lookup(session, reading)
+
+    def _asked(self, invitation: Invitation, channel: Channel, reading: Reading) -> bool:
+        """Whether the item a button press answers is still the one asked."""
+        if not invitation.session_state:
+            return False
+        survey = self.surveys.get(invitation.survey_id)
+        if survey is None:
+            return False
+        return channel.still_asked(reading, from_json(invitation.session_state).asked)
+
+    def _notice(self, session: Session, row: InboxMessage, channel: Channel, reading: Reading,
+                key: str, invitation: Invitation | None, now: dt.datetime) -> None:
+        lang = reading.lang or "nb"
+        if invitation is not None and invitation.session_state:
+            lang = from_json(invitation.session_state).lang
+        out = channel.notice(reading, key, lang)
+        if out is not None:
+            queue_outgoing(session, channel, [out], key=f"notice:{row.id}", kind="info",
+                           now=now, invitation_id=invitation.id if invitation else None)
+
+    def _acknowledge(self, session: Session, row: InboxMessage, channel: Channel,
+                     reading: Reading, *, stale: bool, now: dt.datetime) -> None:
+        queue_outgoing(session, channel, channel.acknowledge(reading, stale=stale),
+                       key=f"ack:{row.id}", kind="ack", now=now)
+
+    def _start(self, session: Session, row: InboxMessage, channel: Channel, reading: Reading,
+               now: dt.datetime) -> Outcome:
+        """A join code: bind the sender and show where the conversation stands."""
+        code = reading.start or ""
+        invitation = (find_invitation_by_start(session, code) if code
+                      else channel.lookup(session, reading))
+        if invitation is None:
+            key = "start_unknown" if code else "start_missing"
+            self._notice(session, row, channel, reading, key, None, now)
+            mark_processed(session, row.id, classification="start", invitation_id=None,
+                           now=now, detail=key)
+            return f"notice:{key}"
+        if not channel.bind(session, invitation, reading):
+            flag_start_shared(invitation)
+            self._notice(session, row, channel, reading, "start_taken", None, now)
+            mark_processed(session, row.id, classification="start", invitation_id=None,
+                           now=now, detail="link held by another user")
+            return "refused:start_taken"
+        return self._converse(session, row, channel, reading, invitation, now)
 
     def _bounce(self, session: Session, row: InboxMessage, reading: Reading,
                 invitation: Invitation | None, now: dt.datetime) -> Outcome:
@@ -221,22 +292,42 @@ class Dispatcher:
         closed = (db_survey is not None and db_survey.status != SurveyStatus.OPEN) or (
             invitation.status == InvitationStatus.CLOSED)
         classification = _classification(reading)
+        if reading.tap:
+            stale = not channel.still_asked(reading, conversation.asked)
+            self._acknowledge(session, row, channel, reading, stale=stale, now=now)
+            if stale:
+                mark_ignored(session, row.id, classification=classification,
+                             reason="tap on an answered question", now=now)
+                return "ignored:stale_tap"
+        note_channel(invitation, channel.name)
         if closed:
             queue_message(session, channel, survey, invitation, respondent, conversation,
                           kind="closed", prompts=(), key=f"reply:{row.id}", now=now,
-                          reply=reading.reply)
+                          reply=reading.reply, others=others_than(self._channels, channel))
             mark_processed(session, row.id, classification=classification,
                            invitation_id=invitation.id, now=now, detail="survey closed")
             return "replied:closed"
-        inbound: Inbound = (OptOut(channel=channel.style) if reading.verdict is Verdict.OPT_OUT
-                            else Reply(reading.text, channel=channel.style))
+        answering = channel
+        if reading.switch_to is not None and reading.switch_to in self._channels.names():
+            answering = self._channels[reading.switch_to]
+            self._notice(session, row, channel, reading, f"by_{answering.name}", invitation,
+                         now)
+            note_channel(invitation, answering.name)
+        inbound: Inbound
+        if reading.verdict is Verdict.OPT_OUT:
+            inbound = OptOut(channel=channel.style)
+        elif reading.start is not None or answering is not channel:
+            inbound = Start(channel=answering.style)
+        else:
+            inbound = Reply(reading.text, channel=channel.style)
         step = advance(q, conversation, inbound, now=now)
         apply_step(session, self.store, invitation, respondent, step, now=now, questionnaire=q)
         prompts: tuple[Prompt, ...] = step.prompts
         if prompts:
-            queue_message(session, channel, survey, invitation, respondent, step.session,
+            queue_message(session, answering, survey, invitation, respondent, step.session,
                           kind=message_kind(prompts), prompts=prompts, key=f"reply:{row.id}",
-                          now=now, reply=reading.reply)
+                          now=now, reply=reading.reply if answering is channel else None,
+                          others=others_than(self._channels, answering))
         detail = "needs review" if reading.needs_review else reading.rule
         mark_processed(session, row.id, classification=classification,
                        invitation_id=invitation.id, now=now, detail=detail)

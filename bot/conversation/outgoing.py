@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, String, cast, exists, literal, select
 from sqlalchemy.orm import Session
 
-from bot.channels.base import Channel, Channels, Message, ReplyContext
+from bot.channels.base import Channel, Channels, Message, Outgoing, ReplyContext
 from bot.config import SurveySettings
 from bot.conversation.steps import apply_step
 from flows.engine import advance, progress
@@ -70,12 +70,15 @@ def queue_message(session: Session, channel: Channel, survey: SurveyContext,
                   invitation: Invitation, respondent: Respondent, conversation: Conversation, *,
                   kind: str, prompts: Sequence[Prompt], key: str, now: dt.datetime,
                   reply: ReplyContext | None = None, not_before: dt.datetime | None = None,
-                  deadline: dt.datetime | None = None) -> OutboxMessage | None:
+                  deadline: dt.datetime | None = None,
+                  others: Sequence[Channel] = ()) -> OutboxMessage | None:
     """Queue one message to the respondent on `channel`; None when `key` was queued before
-    (or the invitation has no address on that channel).
+    (or the invitation has no address on that channel). A channel may need several rows
+    (a long text in a chat): they follow under `key:2`, `key:3` …; the first is returned.
 
     `not_before` holds the message back (until the send window opens); `deadline` is when it
-    is no longer worth sending (see `storage.outbox.enqueue`).
+    is no longer worth sending (see `storage.outbox.enqueue`). A message that asks something
+    carries a link to continue on each of `others` (the other enabled channels) that has one.
     """
     recipient = channel.address(invitation, respondent)
     if recipient is None:
@@ -83,23 +86,66 @@ def queue_message(session: Session, channel: Channel, survey: SurveyContext,
     q = survey.questionnaire
     lang = conversation.lang
     show_progress = kind in ("page", "reminder") and conversation.answers
+    asking = next((p for p in reversed(prompts) if p.asked), None)
     message = Message(
         kind=kind, lang=lang, token=invitation.token, to_name=respondent.name,
         survey_title=q.title.get(lang), prompts=tuple(p.text for p in prompts),
         progress=progress(q, conversation) if show_progress else None,
         contact=survey.settings.contact, reply=reply,
-        asked=tuple(item for p in prompts for item in p.asked))
-    out = channel.outgoing(message, recipient)
-    return enqueue(session, idempotency_key=key, channel=channel.name, kind=kind,
-                   recipient=out.recipient, payload=out.payload, message_id=out.message_id,
-                   invitation_id=invitation.id, not_before=not_before, deadline=deadline,
-                   now=now)
+        asked=asking.asked if asking is not None else (),
+        choices=asking.choices if asking is not None else (),
+        multiple=bool(getattr(asking, "multiple", False)),
+        join_links=_join_links(session, others, invitation, kind))
+    first: OutboxMessage | None = None
+    for n, out in enumerate(channel.outgoing(message, recipient)):
+        row = enqueue(session, idempotency_key=key if n == 0 else f"{key}:{n + 1}",
+                      channel=channel.name, kind=kind, recipient=out.recipient,
+                      payload=out.payload, message_id=out.message_id,
+                      invitation_id=invitation.id, not_before=not_before, deadline=deadline,
+                      now=now)
+        if n == 0:
+            if row is None:
+                return None  # queued before: so were the rest
+            first = row
+    return first
+
+
+#: Kinds of message that carry links to the other channels (they ask something).
+_LINKED_KINDS = ("invitation", "page", "reminder")
+
+
+def _join_links(session: Session, others: Sequence[Channel], invitation: Invitation,
+                kind: str) -> tuple[tuple[str, str], ...]:
+    """Links to continue on each other enabled channel, for a message that asks something."""
+    if kind not in _LINKED_KINDS:
+        return ()
+    links = []
+    for other in others:
+        url = other.join_link(session, invitation)
+        if url is not None:
+            links.append((other.name, url))
+    return tuple(links)
+
+
+def queue_outgoing(session: Session, channel: Channel, rows: Sequence[Outgoing], *, key: str,
+                   kind: str, now: dt.datetime, invitation_id: int | None = None) -> int:
+    """Queue the channel's own rows (a note to a chat not yet bound, the answer to a button
+    press) under `key`, `key:2` …; how many were new."""
+    queued = 0
+    for n, out in enumerate(rows):
+        if enqueue(session, idempotency_key=key if n == 0 else f"{key}:{n + 1}",
+                   channel=channel.name, kind=kind, recipient=out.recipient,
+                   payload=out.payload, message_id=out.message_id,
+                   invitation_id=invitation_id, now=now) is not None:
+            queued += 1
+    return queued
 
 
 def queue_invitation(session: Session, channel: Channel, survey: SurveyContext,
                      store: AnswerStore, invitation: Invitation, respondent: Respondent, *,
                      now: dt.datetime, not_before: dt.datetime | None = None,
-                     deadline: dt.datetime | None = None) -> bool:
+                     deadline: dt.datetime | None = None,
+                     others: Sequence[Channel] = ()) -> bool:
     """Start one invitation's conversation and queue its first message; False if queued before.
 
     The key is the invitation (`invitation:<id>`), whoever queues it: a manual
@@ -113,7 +159,7 @@ def queue_invitation(session: Session, channel: Channel, survey: SurveyContext,
     row = queue_message(session, channel, survey, invitation, respondent, step.session,
                         kind="invitation", prompts=step.prompts,
                         key=invitation_key(invitation.id), now=now, not_before=not_before,
-                        deadline=deadline)
+                        deadline=deadline, others=others)
     if row is None:
         return False
     apply_step(session, store, invitation, respondent, step, now=now, questionnaire=q)
@@ -140,7 +186,8 @@ def sql_invitation_key() -> ColumnElement[str]:
 
 
 def queue_invitations(session: Session, channel: Channel, survey: SurveyContext,
-                      store: AnswerStore, *, now: dt.datetime, limit: int | None = None) -> int:
+                      store: AnswerStore, *, now: dt.datetime, limit: int | None = None,
+                      others: Sequence[Channel] = ()) -> int:
     """Start the conversation of every pending invitation reachable on `channel` and queue
     its first message.
 
@@ -158,9 +205,15 @@ def queue_invitations(session: Session, channel: Channel, survey: SurveyContext,
         query = query.limit(limit)
     queued = 0
     for invitation, respondent in session.execute(query):
-        if queue_invitation(session, channel, survey, store, invitation, respondent, now=now):
+        if queue_invitation(session, channel, survey, store, invitation, respondent, now=now,
+                            others=others):
             queued += 1
     return queued
+
+
+def others_than(channels: Channels, channel: Channel) -> list[Channel]:
+    """The enabled channels other than `channel` (whose links a message carries)."""
+    return [other for other in channels if other.name != channel.name]
 
 
 def invitation_channel(channels: Channels, survey: SurveyContext) -> Channel:

@@ -35,11 +35,11 @@ from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.channels.registry import configured_channels
 from bot.config import Settings
+from bot.conversation.outgoing import SurveyContext, invitation_channel, queue_invitations
 from bot.demo.world import Respondent as Person
 from bot.demo.world import WorldMail, draw_behaviour, draw_style
-from bot.channels.registry import configured_channels
-from bot.conversation.outgoing import SurveyContext, invitation_channel, queue_invitations
 from bot.runner import Service
 from flows.model import AnswerValue, Lang, Questionnaire
 from storage.answers import AnswerStore, LinkKey

@@ -89,15 +89,16 @@ class EmailChannel:
     def reachable(self) -> ColumnElement[bool]:
         return Invitation.email_address.is_not(None)
 
-    def outgoing(self, message: Message, recipient: str) -> Outgoing:
+    def outgoing(self, message: Message, recipient: str) -> Sequence[Outgoing]:
         reply = message.reply or ReplyContext()
         mail = OutgoingMail(
             kind=message.kind, lang=message.lang, token=message.token, to_address=recipient,
             to_name=message.to_name, survey_title=message.survey_title,
             prompts=message.prompts, progress=message.progress, contact=message.contact,
-            in_reply_to=reply.message_id, references=reply.references[-MAX_REFERENCES:])
-        return Outgoing(recipient=recipient, payload=mail.to_payload(),
-                        message_id=new_message_id(self._settings.email))
+            in_reply_to=reply.message_id, references=reply.references[-MAX_REFERENCES:],
+            join_links=message.join_links)
+        return [Outgoing(recipient=recipient, payload=mail.to_payload(),
+                         message_id=new_message_id(self._settings.email))]
 
     def read(self, raw: bytes, *, today: dt.date) -> Reading:
         try:
@@ -125,6 +126,24 @@ class EmailChannel:
         sender = normalise_email(reading.sender or "")
         invited = normalise_email(self.address(invitation, respondent) or "")
         return not sender or sender == invited
+
+    def lookup(self, session: Session, reading: Reading) -> Invitation | None:
+        return None  # the From address alone identifies nobody
+
+    def bind(self, session: Session, invitation: Invitation, reading: Reading) -> bool:
+        return True
+
+    def join_link(self, session: Session, invitation: Invitation) -> str | None:
+        return None  # every message to the respondent already invites a reply by email
+
+    def notice(self, reading: Reading, key: str, lang: str) -> Outgoing | None:
+        return None
+
+    def still_asked(self, reading: Reading, asked: Sequence[str]) -> bool:
+        return True
+
+    def acknowledge(self, reading: Reading, *, stale: bool) -> Sequence[Outgoing]:
+        return ()
 
     def limits(self) -> Limits:
         smtp = self._settings.email.smtp

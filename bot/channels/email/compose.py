@@ -120,6 +120,8 @@ _PHRASES: dict[str, tuple[str, str, str]] = {
              "Du får dei neste spørsmåla i eit svar frå oss.",
              "We will reply with the next questions."),
     "signoff": ("Vennlig hilsen", "Venleg helsing", "Kind regards"),
+    "join_telegram": ("Svar heller på mobilen i Telegram", "Svar heller på mobilen i Telegram",
+                      "Answer on your phone in Telegram instead"),
     "contact": ("Spørsmål om undersøkelsen? Kontakt {contact}.",
                 "Spørsmål om undersøkinga? Kontakt {contact}.",
                 "Questions about the survey? Contact {contact}."),
@@ -182,6 +184,8 @@ class OutgoingMail:
     contact: str | None = None
     in_reply_to: str | None = None
     references: tuple[str, ...] = ()
+    #: Links that move the conversation to another channel: (channel name, url).
+    join_links: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         for key in ("kind", "lang", "token", "to_address", "to_name", "survey_title"):
@@ -198,6 +202,10 @@ class OutgoingMail:
         _check_str_seq("references", self.references)
         _check_str("contact", self.contact, optional=True)
         _check_str("in_reply_to", self.in_reply_to, optional=True)
+        if not all(isinstance(link, tuple) and len(link) == 2
+                   and all(isinstance(part, str) for part in link)
+                   and link[1].startswith("https://") for link in self.join_links):
+            raise ValueError("outgoing mail: 'join_links' must be (channel, https url) pairs")
         if self.progress is not None and not (
                 isinstance(self.progress, tuple) and len(self.progress) == 2
                 and all(type(n) is int and n >= 0 for n in self.progress)):
@@ -212,6 +220,7 @@ class OutgoingMail:
             "progress": list(self.progress) if self.progress is not None else None,
             "contact": self.contact, "in_reply_to": self.in_reply_to,
             "references": list(self.references),
+            "join_links": [list(link) for link in self.join_links],
         }
 
     @classmethod
@@ -234,6 +243,10 @@ class OutgoingMail:
                 values[key] = _as_tuple(key, values[key])
         if values.get("progress") is not None:
             values["progress"] = _as_tuple("progress", values["progress"])
+        if "join_links" in values:
+            values["join_links"] = tuple(_as_tuple("join_links", link)
+                                         for link in _as_tuple("join_links",
+                                                               values["join_links"]))
         return cls(**values)  # type: ignore[arg-type]  # each field is checked in __post_init__
 
 
@@ -397,6 +410,8 @@ def _context(mail: OutgoingMail, settings: EmailSettings) -> dict[str, object]:
         footer.append(_phrase("contact", lang).format(contact=mail.contact.rstrip(". ")))
     if mail.kind in _ASKING:
         footer.append(_phrase("stop", lang))
+    join = [(_phrase(f"join_{name}", lang), url) for name, url in mail.join_links
+            if f"join_{name}" in _PHRASES] if mail.kind in _ASKING else []
     progress = None
     if mail.progress is not None:
         answered, total = mail.progress
@@ -415,6 +430,7 @@ def _context(mail: OutgoingMail, settings: EmailSettings) -> dict[str, object]:
         "progress": progress,
         "prompts": mail.prompts,
         "prompt_blocks": [_blocks(p) for p in mail.prompts],
+        "join": join,
         "signoff": _phrase("signoff", lang),
         "sender": sender_name or domain,
         "footer": footer,

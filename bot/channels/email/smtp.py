@@ -35,7 +35,7 @@ from email.utils import parseaddr
 import aiosmtplib
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.channels.base import Delivery, DeliveryResult
+from bot.channels.base import ChannelError, Delivery, DeliveryResult
 from bot.channels.outbox_worker import OutboxWorker
 from bot.channels.ratelimit import Clock, SystemClock
 from bot.config import Settings
@@ -53,7 +53,7 @@ _POLICY = re.compile(r"^\s*5\.7\.\d+")
 _CLOSING = frozenset({421})
 
 
-class SenderError(Exception):
+class SenderError(ChannelError):
     """The sender cannot start as configured; the message is one line for the operator."""
 
 
