@@ -176,8 +176,8 @@ class Invitation(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow,
                                                     onupdate=_utcnow)
-    #: The deep-link payload (`/start <payload>`) that binds a Telegram chat (192 random bits, not the token):
-    #: made when the first email that carries the link is queued.
+    #: The deep-link payload (`/start <payload>`) that binds a Telegram chat (192 random
+    #: bits, not the token): made when the first email that carries the link is queued.
     telegram_start: Mapped[str | None] = mapped_column(String(43))
     #: The Telegram user and chat bound by `/start <link>` (64-bit ids; never logged).
     telegram_user_id: Mapped[int | None] = mapped_column(BigInteger)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 from storage_support import TEST_KEY_TEXT, add_people
 
@@ -29,7 +29,6 @@ from bot.channels.registry import configured_channels
 from bot.channels.telegram.channel import TelegramChannel
 from bot.channels.telegram.receive import Poller
 from bot.channels.telegram.render import MAX_CALLBACK_BYTES, keyboard, read_tap, split_text
-from bot.channels.telegram.transport import TelegramTransport
 from bot.config import Settings, SurveySettings, TelegramSettings
 from bot.conversation.dispatch import Dispatcher
 from bot.conversation.outgoing import SurveyContext, others_than, queue_invitations
@@ -74,10 +73,10 @@ class World:
     poller: Poller
 
     async def settle(self, *, until: Callable[[], bool] | None = None,
-                     timeout: float = 10.0) -> None:
+                     within: float = 10.0) -> None:
         """Dispatch what the poller stored and send what was queued, until nothing is left to
         do (and `until` holds)."""
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = asyncio.get_running_loop().time() + within
         while True:
             await asyncio.sleep(0.05)
             handled = await asyncio.to_thread(self.dispatcher.drain)
@@ -108,7 +107,8 @@ class World:
         with self.factory() as session:
             row = session.scalars(select(OutboxMessage).where(
                 OutboxMessage.kind == "invitation", OutboxMessage.channel == "email")).first()
-            assert row is not None and row.payload is not None
+            assert row is not None
+            assert row.payload is not None
             mail = OutgoingMail.from_payload(row.payload)
         text = render(mail, message_id="<x@svarbot.localhost>", settings=self.settings.email,
                       now=NOW).get_body(preferencelist=("plain",))
@@ -183,10 +183,10 @@ def test_a_mayor_binds_the_chat_and_answers_by_buttons_and_typing(engine: Engine
         assert invitation.telegram_chat_id == MAYOR
         assert invitation.telegram_user_id == MAYOR
         question = w.last_sent()
-        assert question.text.startswith(("1.", "Del", "Takk")) or "1." in question.text
+        assert "1. " in question.text
         buttons = question.buttons()
         assert buttons, "the first question (single choice) comes with buttons"
-        label, data = buttons[0]
+        _label, data = buttons[0]
         w.fake.click(MAYOR, question.message_id, data)
         await w.settle(until=lambda: len(w.fake.answered_callbacks()) == 1)
         first = next(iter(w.answers()))
@@ -267,7 +267,8 @@ def test_a_blocked_bot_makes_reminders_go_by_email(tmp_path: Path) -> None:
         assert bounced
         chosen = reminder_channel(w.channels, w.channels["email"], invitation, respondent,
                                   follow=True)
-        assert chosen is not None and chosen.name == "email"
+        assert chosen is not None
+        assert chosen.name == "email"
 
     _with_world(engine, body)
     engine.dispose()
@@ -310,7 +311,7 @@ def test_a_flood_limit_pauses_the_sender_and_loses_nothing(tmp_path: Path) -> No
                 for chat in chats:
                     fake.message(chat, "/start")
                 await world.settle(
-                    until=lambda: all(len(fake.sent(c)) == 1 for c in chats), timeout=20)
+                    until=lambda: all(len(fake.sent(c)) == 1 for c in chats), within=20)
                 assert fake.stats().rejected_429 > 0
                 assert sorted(len(fake.sent(c)) for c in chats) == [1] * len(chats)
             finally:
@@ -388,12 +389,16 @@ def test_multiple_choice_toggles_keep_the_selection_in_the_keyboard() -> None:
     choices = tuple(Choice(label, str(n)) for n, label in enumerate(["A", "B", "C"], 1))
     rows = keyboard("tiltak", choices, multiple=True, lang="nb")
     first = read_tap(rows[0][0][1], rows)
-    assert first is not None and first.keyboard is not None and first.reply is None
+    assert first is not None
+    assert first.keyboard is not None
+    assert first.reply is None
     third = read_tap(first.keyboard[0][2][1], first.keyboard)
-    assert third is not None and third.keyboard is not None
+    assert third is not None
+    assert third.keyboard is not None
     assert [label for label, _ in third.keyboard[0]] == ["✓ A", "B", "✓ C"]
     done = read_tap(third.keyboard[-1][0][1], third.keyboard)
-    assert done is not None and done.reply == "1, 3"
+    assert done is not None
+    assert done.reply == "1, 3"
 
 
 def test_the_email_channel_knows_nothing_of_telegram_links_without_it() -> None:
@@ -411,8 +416,6 @@ def test_a_transport_without_a_token_is_a_clear_error(monkeypatch: pytest.Monkey
     channel = TelegramChannel(Settings(telegram=TelegramSettings(enabled=True)))
     with pytest.raises(ChannelError, match="SVARBOT_TELEGRAM_TOKEN is not set"):
         channel.transport()
-    assert isinstance(TelegramTransport, type)
-    create_engine("sqlite://").dispose()
 
 
 # --- svarbot telegram check ---------------------------------------------------------------------
@@ -424,7 +427,7 @@ def fake_process() -> Any:
     import subprocess
     import sys
 
-    process = subprocess.Popen(  # noqa: S603 - our own module
+    process = subprocess.Popen(
         [sys.executable, "-m", "bot.demo.fake_telegram", "0"], stdout=subprocess.PIPE,
         text=True)
     try:
