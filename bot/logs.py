@@ -14,10 +14,15 @@ import sys
 _EMAIL = re.compile(r"[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){0,8}")
 _TOKEN = re.compile(r"\b[a-z2-7]{32}\b")
 _CHAT_ID = re.compile(r"\bchat[_ ]?id[=: ]+-?\d+", re.IGNORECASE)
+#: A Telegram bot token (in a Bot API URL, "…/bot123456:AA…/getMe"): the bot's password.
+_BOT_TOKEN = re.compile(r"\d{5,}:[A-Za-z0-9_-]{20,}")
+#: Libraries that log every request with its URL, which for the Bot API holds the token.
+_CHATTY = ("httpx", "httpcore", "telegram", "aiohttp.access")
 
 
 def redact(text: str) -> str:
-    """Mask email addresses, tokens and chat ids in `text`."""
+    """Mask email addresses, tokens, bot tokens and chat ids in `text`."""
+    text = _BOT_TOKEN.sub("<bot-token>", text)
     text = _EMAIL.sub("<address>", text)
     text = _TOKEN.sub("<token>", text)
     return _CHAT_ID.sub("chat_id=<id>", text)
@@ -40,3 +45,5 @@ def configure(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level)
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
