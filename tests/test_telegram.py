@@ -204,6 +204,8 @@ def test_a_mayor_binds_the_chat_and_answers_by_buttons_and_typing(engine: Engine
         await w.settle(until=lambda: len(w.fake.sent(MAYOR)) > count)
         assert "Du har svart på 1 av" in w.last_sent().text
         assert w.invitation().last_channel == "telegram"
+        # Plain text only: nothing a respondent types can become markup in a reply.
+        assert all("parse_mode" not in call.params for call in w.fake.calls("sendMessage"))
 
     _with_world(engine, body)
 
