@@ -20,7 +20,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 from storage_support import TEST_KEY_TEXT, add_people
 
-from bot.campaign.jobs import reminder_channel
+from bot.campaign.jobs import calendar, reminder_channel
 from bot.channels.base import Channels
 from bot.channels.email.channel import EmailChannel
 from bot.channels.email.compose import OutgoingMail, render
@@ -29,7 +29,7 @@ from bot.channels.registry import configured_channels
 from bot.channels.telegram.channel import TelegramChannel
 from bot.channels.telegram.receive import Poller
 from bot.channels.telegram.render import MAX_CALLBACK_BYTES, keyboard, read_tap, split_text
-from bot.config import Settings, SurveySettings, TelegramSettings
+from bot.config import PlanSettings, Settings, SurveySettings, TelegramSettings
 from bot.conversation.dispatch import Dispatcher
 from bot.conversation.outgoing import SurveyContext, others_than, queue_invitations
 from bot.demo.fake_telegram import FakeTelegram
@@ -125,9 +125,16 @@ class World:
         return sent[-1]
 
 
+#: A campaign that invites on Tuesday 15 October 2019 and reminds a week later.
+PLAN = {"invite": "2019-10-15 09:00", "close": "2019-12-06 16:00",
+        "reminders": {"after_days": [7], "max": 1},
+        "window": {"weekdays": ["mon", "tue", "wed", "thu", "fri"], "hours": "00:00-23:59"}}
+
+
 async def _world(engine: Engine, fake: FakeTelegram, **telegram: object) -> World:
     settings = Settings(
-        surveys=(SurveySettings(id=SURVEY, questionnaire=SURVEY, contact="Kari, KS"),),
+        surveys=(SurveySettings(id=SURVEY, questionnaire=SURVEY, contact="Kari, KS",
+                                plan=PlanSettings.model_validate(PLAN)),),
         telegram=TelegramSettings(enabled=True, api_url=fake.base_url, poll_timeout=1,
                                   **telegram))  # type: ignore[arg-type]
     factory = session_factory(engine)
@@ -208,6 +215,28 @@ def test_a_mayor_binds_the_chat_and_answers_by_buttons_and_typing(engine: Engine
         assert all("parse_mode" not in call.params for call in w.fake.calls("sendMessage"))
 
     _with_world(engine, body)
+
+
+def test_the_plan_sends_the_reminder_where_the_respondent_answered(tmp_path: Path) -> None:
+    """`svarbot plan`'s calendar: the mayor who answered in the chat gets the reminder there,
+    the other one by email."""
+    engine = _sqlite(tmp_path)
+
+    async def body(w: World) -> None:
+        w.fake.message(MAYOR, f"/start {w.start_code()}")
+        await w.settle(until=lambda: bool(w.fake.sent(MAYOR)))
+        w.fake.message(MAYOR, "1")
+        await w.settle(until=lambda: bool(w.answers()))
+        contexts = {SURVEY: SurveyContext(settings=w.settings.surveys[0],
+                                          questionnaire=load_shipped(SURVEY))}
+        with w.factory() as session:
+            rows = calendar(session, w.settings, contexts, SURVEY, now=NOW)
+        reminders = sorted((channel, n) for _day, channel, kind, n in rows
+                           if kind == "reminder")
+        assert reminders == [("email", 1), ("telegram", 1)]
+
+    _with_world(engine, body)
+    engine.dispose()
 
 
 def test_a_forwarded_link_is_refused_and_flagged(tmp_path: Path) -> None:

@@ -290,6 +290,7 @@ class _State:
     invited_at: dt.datetime | None
     last_reminder_at: dt.datetime | None
     desk_query_open: bool
+    last_channel: str | None = None
 
 
 def _states(channel: Channel, survey_id: str, statuses: Sequence[InvitationStatus],
@@ -304,7 +305,7 @@ def _states(channel: Channel, survey_id: str, statuses: Sequence[InvitationStatu
     return (select(Invitation.id, Invitation.status, Invitation.reminders_sent,
                    Invitation.away_until, Respondent.county, invited_at.label("invited_at"),
                    last_reminder_at.label("last_reminder_at"),
-                   open_query_exists().label("desk_query_open"))
+                   open_query_exists().label("desk_query_open"), Invitation.last_channel)
             .join(Respondent, Respondent.id == Invitation.respondent_id)
             .where(Invitation.survey_id == survey_id, Invitation.status.in_(statuses),
                    channel.reachable(), *extra)
@@ -317,7 +318,8 @@ def _read_states(session: Session, query: Select[Any]) -> Iterator[_State]:
                      reminders_sent=row.reminders_sent, away_until=row.away_until,
                      county=row.county, invited_at=_maybe_utc(row.invited_at),
                      last_reminder_at=_maybe_utc(row.last_reminder_at),
-                     desk_query_open=bool(row.desk_query_open))
+                     desk_query_open=bool(row.desk_query_open),
+                     last_channel=row.last_channel)
 
 
 def _allowed(plan: Plan) -> int:
@@ -700,7 +702,17 @@ def calendar(session: Session, settings: Settings, surveys: Mapping[str, SurveyC
     sending = plan_channel(settings, plan)
     if sending is None:
         return _sorted(counts)
+    channels = configured_channels(settings)
+    follow = settings.telegram.reminders == "last_used"
     for state in _read_states(session, _states(sending, survey_id, statuses)):
+        remind_on = plan.channel
+        if follow and state.last_channel not in (None, plan.channel):
+            # Answered on another channel: the reminder goes where `_remind` will send it.
+            invitation = session.get_one(Invitation, state.invitation_id)
+            chosen = reminder_channel(channels, sending, invitation,
+                                      session.get_one(Respondent, invitation.respondent_id),
+                                      follow=True)
+            remind_on = chosen.name if chosen is not None else plan.channel
         invited_at = state.invited_at
         if state.status == InvitationStatus.PENDING:
             if invited_at is None:
@@ -719,7 +731,7 @@ def calendar(session: Session, settings: Settings, surveys: Mapping[str, SurveyC
             if due is None:
                 break
             due = max(due, next_opening(plan.window, now, county=state.county))
-            add(due, plan.channel, "reminder")
+            add(due, remind_on, "reminder")
             last = due
     return _sorted(counts)
 
