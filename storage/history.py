@@ -45,11 +45,13 @@ _ORDER = {"inbox": 0, "invitation": 1, "outbox": 2}
 #: Outbound message kinds as the operator says them (numbered per invitation, except the
 #: invitation itself, which there is only one of).
 KIND_NAMES = {"invitation": "invitasjon", "reminder": "påminnelse", "page": "svarside",
-              "confirmation": "bekreftelse", "closed": "svar: lukket", "info": "melding"}
+              "confirmation": "bekreftelse", "closed": "svar: lukket", "info": "melding",
+              "ack": "svar på knappetrykk"}
 #: Inbound classifications as the operator says them.
 CLASSIFICATION_NAMES = {"answer": "svar", "query": "spørsmål", "opt_out": "avmelding",
                         "bounce": "bounce", "auto_reply": "autosvar",
-                        "forward": "videresending", "unknown": "ukjent"}
+                        "forward": "videresending", "unknown": "ukjent",
+                        "start": "Telegram-lenke"}
 #: Invitation statuses in Norwegian.
 INVITATION_NAMES = {"pending": "venter", "invited": "invitert", "delivered": "levert",
                     "started": "påbegynt", "finished": "fullført", "bounced": "bounce",
