@@ -39,6 +39,8 @@ from flows.session import from_json
 from storage.answers import AnswerStore, LinkKey
 from storage.db import session_factory, transaction
 from storage.migrate import init_database, open_database
+
+pytest_plugins = ["storage_backends"]
 from storage.schema import InboxMessage, Invitation
 
 SURVEY = "ordforer-2020"
@@ -187,3 +189,49 @@ def test_begun_by_email_finished_in_telegram_by_webhook(
             assert all(d.status == 200 for d in fake.webhook_deliveries())
 
     asyncio.run(main())
+
+
+def test_on_postgresql_only_the_leader_polls(postgres_database: str) -> None:
+    """Two processes' services on one database and one bot: one polls (no 409 Conflict at
+    the fake), and an update is stored and answered once."""
+    from bot.leader import Leadership
+    from storage.migrate import init_database as init
+
+    init(postgres_database)
+    engine = open_database(postgres_database)
+    factory = session_factory(engine)
+
+    async def main() -> None:
+        async with FakeTelegram() as fake:
+            settings = Settings(
+                surveys=(SurveySettings(id=SURVEY, questionnaire=SURVEY),),
+                telegram=TelegramSettings(enabled=True, api_url=fake.base_url,
+                                          poll_timeout=1))
+            store = AnswerStore(LinkKey(TEST_KEY_TEXT.encode()))
+            contexts = {SURVEY: SurveyContext(settings=settings.surveys[0],
+                                              questionnaire=load_shipped(SURVEY))}
+            services = [Service(settings=settings, session_factory=factory, store=store,
+                                surveys=contexts, worker=name,
+                                leadership=Leadership(postgres_database, name=name,
+                                                      retry_seconds=0.1, check_seconds=0.1))
+                        for name in ("a", "b")]
+            stop = asyncio.Event()
+            tasks = [asyncio.create_task(s.run(stop)) for s in services]
+            try:
+                await fake.wait_for("getUpdates", 3, timeout=15)
+                fake.message(MAYOR, "/start")
+                await fake.wait_sent(1, chat_id=MAYOR, timeout=15)
+                await asyncio.sleep(1.5)  # a few more polls: a second poller would show now
+                assert fake.rejections("getUpdates") == []
+                assert len(fake.sent(MAYOR)) == 1
+            finally:
+                stop.set()
+                await asyncio.wait_for(asyncio.gather(*tasks), 20)
+        with factory() as session:
+            assert len(session.scalars(select(InboxMessage.id).where(
+                InboxMessage.channel == "telegram")).all()) == 1
+
+    try:
+        asyncio.run(main())
+    finally:
+        engine.dispose()
