@@ -39,9 +39,9 @@ from flows.session import from_json
 from storage.answers import AnswerStore, LinkKey
 from storage.db import session_factory, transaction
 from storage.migrate import init_database, open_database
+from storage.schema import InboxMessage, Invitation
 
 pytest_plugins = ["storage_backends"]
-from storage.schema import InboxMessage, Invitation
 
 SURVEY = "ordforer-2020"
 TOKEN = "123456789:AAE-test_token_for_the_fake_0123"  # noqa: S105 - a synthetic token
