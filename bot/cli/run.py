@@ -65,7 +65,8 @@ def invite_command(survey_id: str, limit: int | None, config_path: str | None) -
               help="Internal: run as an extra worker of this process id.")
 @config_option
 def run_command(workers: int, worker_of: int | None, config_path: str | None) -> None:
-    """Send the outbox, read replies (IMAP and/or the SMTP/LMTP listener) and answer them.
+    """Send the outbox, read replies (IMAP and/or the SMTP/LMTP listener, and the Telegram
+    bot when telegram.enabled) and answer them.
 
     Also queues invitations and reminders when they are due. With --workers N on PostgreSQL,
     N processes share sending and answering; the first one alone binds the listener's port,
