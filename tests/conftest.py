@@ -1,9 +1,11 @@
-"""Shared test setup: Hypothesis profiles, the golden-file update switch, an SMTP sink."""
+"""Shared test setup: Hypothesis profiles, the golden-file update switch, an SMTP sink, a
+migrated SQLite database."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -11,6 +13,7 @@ from hypothesis import HealthCheck, settings
 
 if TYPE_CHECKING:
     from smtp_servers import SmtpSink
+    from sqlalchemy.orm import Session, sessionmaker
 
 settings.register_profile("dev", max_examples=60, deadline=None)
 settings.register_profile("ci", max_examples=200, deadline=None,
@@ -36,3 +39,18 @@ def sink() -> Iterator[SmtpSink]:
 
     with SmtpSink() as server:
         yield server
+
+
+@pytest.fixture
+def factory(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    """Sessions on a fresh, migrated SQLite database in the test's folder."""
+    from storage.db import session_factory
+    from storage.migrate import init_database, open_database
+
+    url = f"sqlite:///{tmp_path / 'svarbot.db'}"
+    init_database(url)
+    engine = open_database(url)
+    try:
+        yield session_factory(engine)
+    finally:
+        engine.dispose()

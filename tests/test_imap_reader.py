@@ -10,7 +10,6 @@ import time
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from email.policy import SMTP
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -20,8 +19,6 @@ from sqlalchemy.orm import Session, sessionmaker
 import bot.channels.email.imap_reader as imap_reader
 from bot.channels.email.imap_reader import ImapReader, purge_processed
 from bot.config import EmailSettings, ImapSettings, Settings
-from storage.db import session_factory
-from storage.migrate import init_database, open_database
 from storage.schema import InboxMessage, InboxStatus
 
 if TYPE_CHECKING:
@@ -57,15 +54,6 @@ def _password(monkeypatch: pytest.MonkeyPatch, mail_user: MailUser) -> None:
     monkeypatch.setenv(PASSWORD_ENV, mail_user.password)
 
 
-@pytest.fixture
-def factory(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    url = f"sqlite:///{tmp_path / 'svarbot.db'}"
-    init_database(url)
-    engine = open_database(url)
-    try:
-        yield session_factory(engine)
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture

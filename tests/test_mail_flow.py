@@ -55,9 +55,9 @@ SURVEY = "virksomhetsleder-2020"
 NOW = dt.datetime(2019, 10, 15, 9, 0, tzinfo=dt.UTC)
 
 
-@pytest.fixture
-def world(engine: Engine) -> tuple[sessionmaker[Session], Dispatcher, Settings]:
-    """Three invited unit leaders, their invitations queued and "sent"."""
+def _invited(engine: Engine, people: int) -> tuple[sessionmaker[Session], Dispatcher,
+                                                   Settings]:
+    """`people` invited unit leaders, their invitations queued (once, whatever runs again)."""
     settings = Settings(surveys=(SurveySettings(id=SURVEY, questionnaire=SURVEY,
                                                 contact="Kari Nordmann, KS"),))
     factory = session_factory(engine)
@@ -65,18 +65,25 @@ def world(engine: Engine) -> tuple[sessionmaker[Session], Dispatcher, Settings]:
     contexts = {SURVEY: SurveyContext(settings=settings.surveys[0],
                                       questionnaire=load_shipped(SURVEY))}
     with transaction(factory) as session:
-        add_people(session, SURVEY, 3)
+        add_people(session, SURVEY, people)
     with transaction(factory) as session:
         assert queue_invitations(session, EmailChannel(settings), contexts[SURVEY], store,
-                                 now=NOW) == 3
+                                 now=NOW) == people
     with transaction(factory) as session:  # a second wave queues nothing new
         assert queue_invitations(session, EmailChannel(settings), contexts[SURVEY], store,
                                  now=NOW) == 0
+    dispatcher = Dispatcher(session_factory=factory, settings=settings, store=store,
+                            surveys=contexts, clock=lambda: NOW + dt.timedelta(hours=1))
+    return factory, dispatcher, settings
+
+
+@pytest.fixture
+def world(engine: Engine) -> tuple[sessionmaker[Session], Dispatcher, Settings]:
+    """Three invited unit leaders, their invitations queued and "sent"."""
+    factory, dispatcher, settings = _invited(engine, 3)
     with transaction(factory) as session:
         for row in session.scalars(select(OutboxMessage)):
             mark_sent(session, row.id, now=NOW)
-    dispatcher = Dispatcher(session_factory=factory, settings=settings, store=store,
-                            surveys=contexts, clock=lambda: NOW + dt.timedelta(hours=1))
     return factory, dispatcher, settings
 
 
@@ -444,20 +451,8 @@ def test_a_row_of_a_channel_this_process_does_not_run_is_left_for_one_that_does(
 def unsent(engine: Engine) -> tuple[sessionmaker[Session], Dispatcher, Settings, bytes]:
     """One invited unit leader and the real invitation as sent (the first page, three
     questions), its payload still in the outbox."""
-    settings = Settings(surveys=(SurveySettings(id=SURVEY, questionnaire=SURVEY,
-                                                contact="Kari Nordmann, KS"),))
-    factory = session_factory(engine)
-    store = AnswerStore(LinkKey(TEST_KEY_TEXT.encode()))
-    contexts = {SURVEY: SurveyContext(settings=settings.surveys[0],
-                                      questionnaire=load_shipped(SURVEY))}
-    with transaction(factory) as session:
-        add_people(session, SURVEY, 1)
-    with transaction(factory) as session:
-        assert queue_invitations(session, EmailChannel(settings), contexts[SURVEY], store,
-                                 now=NOW) == 1
+    factory, dispatcher, settings = _invited(engine, 1)
     [invitation] = _sent(factory, settings, kind="invitation")
-    dispatcher = Dispatcher(session_factory=factory, settings=settings, store=store,
-                            surveys=contexts, clock=lambda: NOW + dt.timedelta(hours=1))
     return factory, dispatcher, settings, invitation
 
 

@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.policy import default as default_policy
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,8 +45,7 @@ from bot.conversation.outgoing import SurveyContext, queue_invitations
 from bot.runner import Service
 from flows.loader import load_shipped
 from storage.answers import AnswerStore, LinkKey
-from storage.db import session_factory, transaction
-from storage.migrate import init_database, open_database
+from storage.db import transaction
 from storage.schema import InboxMessage, InboxStatus, Invitation, InvitationStatus
 
 if TYPE_CHECKING:
@@ -58,13 +57,6 @@ SURVEY = "virksomhetsleder-2020"
 PASSWORD_ENV = "SVARBOT_TEST_IMAP_PASSWORD"  # noqa: S105 - the name of a variable
 
 
-@pytest.fixture
-def factory(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    url = f"sqlite:///{tmp_path / 'svarbot.db'}"
-    init_database(url)
-    engine = open_database(url)
-    yield session_factory(engine)
-    engine.dispose()
 
 
 def _settings(sink: SmtpSink, **email: object) -> Settings:

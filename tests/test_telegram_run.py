@@ -8,10 +8,8 @@ import asyncio
 import datetime as dt
 import email
 import re
-from collections.abc import Iterator
 from email.message import EmailMessage
 from email.policy import default as default_policy
-from pathlib import Path
 
 import aiosmtplib
 import pytest
@@ -38,7 +36,7 @@ from flows.loader import load_shipped
 from flows.session import from_json
 from storage.answers import AnswerStore, LinkKey
 from storage.db import session_factory, transaction
-from storage.migrate import init_database, open_database
+from storage.migrate import open_database
 from storage.schema import InboxMessage, Invitation
 
 pytest_plugins = ["storage_backends"]
@@ -57,13 +55,6 @@ def _secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PTB_TIMEDELTA", "1")
 
 
-@pytest.fixture
-def factory(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    url = f"sqlite:///{tmp_path / 'svarbot.db'}"
-    init_database(url)
-    engine = open_database(url)
-    yield session_factory(engine)
-    engine.dispose()
 
 
 def _settings(sink: SmtpSink, fake: FakeTelegram, **telegram: object) -> Settings:
