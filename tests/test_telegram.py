@@ -507,3 +507,22 @@ def test_telegram_check_notices_a_username_that_is_not_the_bot_s(
     result = _check(tmp_path, fake_process, username="some_other_bot")
     assert result.exit_code == 1
     assert "belongs to @svarbot_demo_bot" in result.stderr
+
+
+def test_a_message_after_the_close_is_answered_politely(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    engine = _sqlite(tmp_path)
+
+    async def body(w: World) -> None:
+        w.fake.message(MAYOR, f"/start {w.start_code()}")
+        await w.settle(until=lambda: bool(w.fake.sent(MAYOR)))
+        with transaction(w.factory) as session:
+            session.execute(text("UPDATE surveys SET status = 'closed'"))
+        w.fake.message(MAYOR, "1")
+        await w.settle(until=lambda: len(w.fake.sent(MAYOR)) == 2)
+        assert "Undersøkelsen er avsluttet" in w.last_sent().text
+        assert w.answers() == {}
+
+    _with_world(engine, body)
+    engine.dispose()

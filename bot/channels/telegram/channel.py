@@ -77,8 +77,8 @@ class TelegramChannel:
 
     def outgoing(self, message: Message, recipient: str) -> Sequence[Outgoing]:
         parts = [p for p in message.prompts if p.strip()]
-        if message.progress is not None and message.kind == "reminder" and not parts:
-            parts.append(f"{message.progress[0]}/{message.progress[1]}")
+        if message.kind == "closed":
+            parts = [notice("closed", message.lang)]
         pieces = split_text("\n\n".join(parts)) or [message.survey_title]
         keys = keyboard(message.asked[0], message.choices, multiple=message.multiple,
                         lang=message.lang) if len(message.asked) == 1 else []

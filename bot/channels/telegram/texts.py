@@ -39,6 +39,13 @@ _NOTICES: dict[str, tuple[str, str, str]] = {
         "Vi kan bare lese tekst her. Skriv svaret, eller trykk på en knapp.",
         "Vi kan berre lese tekst her. Skriv svaret, eller trykk på ein knapp.",
         "We can only read text here. Type your answer, or tap a button."),
+    "closed": (
+        "Undersøkelsen er avsluttet, så vi tar ikke imot flere svar. Takk for at du ville "
+        "svare!",
+        "Undersøkinga er avslutta, så vi tek ikkje imot fleire svar. Takk for at du ville "
+        "svare!",
+        "The survey has closed, so we no longer take answers. Thank you for wanting to take "
+        "part!"),
     "by_email": (
         "Greit! Resten av spørsmålene kommer på e-post. Svarene dine så langt er tatt vare på.",
         "Greitt! Resten av spørsmåla kjem på e-post. Svara dine så langt er tekne vare på.",
