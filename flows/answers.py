@@ -47,6 +47,7 @@ __all__ = [
     "normalise",
     "read_answer",
     "read_grid_line",
+    "read_grid_values",
     "read_lettered_rows",
     "read_row",
 ]
@@ -390,6 +391,8 @@ _STRONG = frozenset(
     {"ja", "jo", "nei", "yes", "no", "jada", "joda", "neida", "nope", "yep"}
     | {_key(w) for w in _DONT_KNOW_WORDS}
 )
+#: Yes/no values that stand for one row each in a list of rows (`ja nei j n vet ikke`).
+_PLAIN_YES_NO = _STRONG | {"j", "n", "y", "v", "jepp", "japp"}
 #: Whole answers read in advance: bare numbers up to this (exclusive) besides the options.
 _SMALL_NUMBERS = 11
 
@@ -580,6 +583,51 @@ def read_grid_line(item: Item, text: str) -> list[Reading] | None:
     line holds something that is not a value at all (free text), or row labels such as
     `1: 4` or `a) ja`, which are for the caller to split.
     """
+    values = _grid_values(item, text)
+    if values is None:
+        return None
+    rows = len(item.rows)
+    scale = item.scale
+    if (
+        len(values) == 1
+        and rows > 1
+        and _is_digits(values[0])
+        and len(values[0]) == rows
+        and (item.row_type == "yesno" or (scale is not None and scale.min >= 0 and scale.max <= 9))
+    ):
+        values = list(values[0])
+    if len(values) != rows:
+        return None
+    return _grid_readings(item, values)
+
+
+def read_grid_values(item: Item, text: str) -> list[Reading] | None:
+    """Plain values for the first rows of a grid, on one line in row order: `3 4`, `ja nei`.
+
+    Where `read_grid_line` wants every row, this takes from one value up to one per row: a
+    chat asks a grid one row at a time, and a respondent may answer that row and the next
+    ones at once. Only plain values count (digits, number words, `ja`/`nei`/`j`/`n`, `vet
+    ikke`, `ikke relevant`): a scale label or a longer phrase after a value (`4 helt enig`,
+    `ja, det har vi`) is that one answer in other words, not a second row. Digits are never
+    split (`34` is one value), as the number of values is not known in advance. None when
+    the line is not such a list, or has more values than rows.
+    """
+    values = _grid_values(item, text)
+    if values is None or not all(_plain_value(item, value) for value in values):
+        return None
+    return _grid_readings(item, values)
+
+
+def _plain_value(item: Item, value: str) -> bool:
+    if value[0] == "?" or _is_digits(value):
+        return True
+    if item.row_type == "yesno":
+        return value in _PLAIN_YES_NO
+    return value in _NUMBER_WORDS or value in _SPECIALS.table
+
+
+def _grid_values(item: Item, text: str) -> list[str] | None:
+    """The values of a one-line grid answer as texts, at most one per row; None if not one."""
     if item.type != ItemType.GRID or not item.rows:
         return None
     raw = text[:MAX_INPUT]
@@ -592,18 +640,7 @@ def read_grid_line(item: Item, text: str) -> list[Reading] | None:
         words = _GRID_TOKEN_RE.findall(norm)
     if not words:
         return None
-    yes_no = item.row_type == "yesno"
-    scale = item.scale
-    # The words a value may be, and the readings of values known in advance (the values
-    # are normalised already, so what is known is exactly what `read_row` would give).
-    known: dict[str, Reading]
-    if yes_no:
-        table, known = _YES_NO, _yes_no_known(dont_know=item.dont_know)
-    elif scale is not None:
-        info = _SCALES.get(scale)
-        table, known = info.grid_words, info.known
-    else:
-        table, known = _NO_PHRASES, {}
+    table = _grid_table(item)
     rows = len(item.rows)
     values: list[str] = []
     position = 0
@@ -623,16 +660,28 @@ def read_grid_line(item: Item, text: str) -> list[Reading] | None:
             position = found[1]
         if len(values) > rows:
             return None
-    if (
-        len(values) == 1
-        and rows > 1
-        and _is_digits(values[0])
-        and len(values[0]) == rows
-        and (yes_no or (scale is not None and scale.min >= 0 and scale.max <= 9))
-    ):
-        values = list(values[0])
-    if len(values) != rows:
-        return None
+    return values or None
+
+
+def _grid_table(item: Item) -> _Phrases:
+    """The words one value of the grid's rows may be, besides digits."""
+    if item.row_type == "yesno":
+        return _YES_NO
+    if item.scale is not None:
+        return _SCALES.get(item.scale).grid_words
+    return _NO_PHRASES
+
+
+def _grid_readings(item: Item, values: list[str]) -> list[Reading]:
+    """Each value read as one row (values are normalised already, so a reading known in
+    advance is exactly what `read_row` would give)."""
+    known: dict[str, Reading]
+    if item.row_type == "yesno":
+        known = _yes_no_known(dont_know=item.dont_know)
+    elif item.scale is not None:
+        known = _SCALES.get(item.scale).known
+    else:
+        known = {}
     readings: list[Reading] = []
     for value in values:
         reading = known.get(value)

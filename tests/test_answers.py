@@ -23,6 +23,7 @@ from flows.answers import (
     normalise,
     read_answer,
     read_grid_line,
+    read_grid_values,
     read_lettered_rows,
     read_row,
 )
@@ -845,6 +846,60 @@ def test_grid_line_keeps_bad_values_in_place() -> None:
 
 
 @pytest.mark.parametrize(
+    ("item", "text", "expected"),
+    [
+        (GRID_SCALE, "4", [4]),
+        (GRID_SCALE, "4 5", [4, 5]),
+        (GRID_SCALE, "4 4 4", [4, 4, 4]),
+        (GRID_SCALE, "4,5", [4, 5]),
+        (GRID_SCALE, "fem og seks", [5, 6]),
+        (GRID_SCALE, "vet ikke 3 ?", [DONT_KNOW, 3, DONT_KNOW]),
+        (GRID_SCALE, "ikke relevant 2", [NOT_RELEVANT, 2]),
+        (GRID_SCALE, "4 5 3 2 6 1", [4, 5, 3, 2, 6, 1]),
+        (GRID_YESNO, "ja nei", [YES, NO]),
+        (GRID_YESNO, "j n v", [YES, NO, DONT_KNOW]),
+        (GRID_YESNO, "nei, nei", [NO, NO]),
+        (GRID_YESNO, "vet ikke ja", [DONT_KNOW, YES]),
+        (GRID_YESNO, "1 2", [YES, NO]),
+    ],
+)
+def test_grid_values_read_the_first_rows(item: Item, text: str,
+                                         expected: list[AnswerValue]) -> None:
+    """A chat asks a grid a row at a time: plain values answer that row and the next ones."""
+    readings = read_grid_values(item, text)
+    assert readings is not None
+    assert [accepted(reading) for reading in readings] == expected
+
+
+@pytest.mark.parametrize(
+    ("item", "text"),
+    [
+        (GRID_SCALE, "4 fremmet i stor grad"),  # a value and its label are one answer
+        (GRID_SCALE, "hemmet i stor grad 2"),
+        (GRID_SCALE, "5 av 6"),
+        (GRID_SCALE, "4 5 3 2 6 1 2"),  # more values than rows
+        (GRID_SCALE, "a 4, b 5"),
+        (GRID_SCALE, "hei på deg"),
+        (GRID_SCALE, ""),
+        (GRID_YESNO, "ja, det har vi"),
+        (GRID_YESNO, "ja takk"),
+        (GRID_YESNO, "ja nei ja nei ja"),
+        (SINGLE, "1 2"),
+    ],
+)
+def test_grid_values_not_plain_values(item: Item, text: str) -> None:
+    assert read_grid_values(item, text) is None
+
+
+def test_grid_values_never_split_digits() -> None:
+    """`45` is one value where the number of rows to answer is not known: out of range."""
+    assert read_grid_values(GRID_SCALE, "45") == [Rejected(RejectReason.OUT_OF_RANGE, 6)]
+    readings = read_grid_line(GRID_SCALE, "453261")
+    assert readings is not None
+    assert len(readings) == 6
+
+
+@pytest.mark.parametrize(
     ("item", "text"),
     [
         (GRID_SCALE, "4 5 3"),
@@ -926,6 +981,8 @@ def _read_everything(text: str) -> None:
         assert isinstance(read_row(grid, text), (Accepted, Rejected))
         lines = read_grid_line(grid, text)
         assert lines is None or len(lines) == len(grid.rows)
+        values = read_grid_values(grid, text)
+        assert values is None or 1 <= len(values) <= len(grid.rows)
         lettered = read_lettered_rows(grid, text)
         assert lettered is None or all(0 <= i < len(grid.rows) and v for i, v in lettered)
 
