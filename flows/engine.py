@@ -3,7 +3,7 @@
 `advance` reads no clock, touches no database or network and draws no random numbers: the
 time comes in as `now`, and the same arguments always give the same step. Email and chat
 share every rule here; they differ only in how much is asked at once (a page by email, one
-item in a chat).
+item in a chat, where a grid comes one row at a time, asked as `grid.row`, with buttons).
 
 What it promises the respondent:
 - every line of text is either used, or named back to them ("I could not match …"), or passed
@@ -29,6 +29,7 @@ from flows.answers import (
     normalise,
     read_answer,
     read_grid_line,
+    read_grid_values,
     read_lettered_rows,
     read_row,
 )
@@ -68,7 +69,14 @@ from flows.model import (
     Questionnaire,
     Row,
 )
-from flows.render import chat_choices, example_answer, render_item, render_value, row_letter
+from flows.render import (
+    chat_choices,
+    example_answer,
+    render_grid_row,
+    render_item,
+    render_value,
+    row_letter,
+)
 from flows.session import Channel, Session, Status
 from flows.texts import phrase
 
@@ -128,6 +136,8 @@ def _evaluate(cond: Condition, answers: dict[str, AnswerValue], skipped: Collect
         head = cond.item_id
         if vis.get(head) is False or head in skipped:
             return False
+        if cond.answer_id != head and cond.answer_id in skipped:
+            return False  # a grid row skipped on its own in a chat
         value = answers.get(cond.answer_id)
         return None if value is None else _compare(cond, value)
     if kind is Not:
@@ -147,10 +157,25 @@ def _evaluate(cond: Condition, answers: dict[str, AnswerValue], skipped: Collect
 
 
 def _is_done(item: Item, answers: dict[str, AnswerValue], skipped: Collection[str]) -> bool:
-    keys = item.keys
-    if len(keys) == 1:
-        return keys[0] in answers or item.id in skipped
-    return item.id in skipped or all(a in answers for a in keys)
+    """Answered or skipped; a grid when each row is (a chat may skip single rows)."""
+    if item.type is not ItemType.GRID:
+        return item.id in answers or item.id in skipped
+    return item.id in skipped or all(a in answers or a in skipped for a in item.keys)
+
+
+def _item_id(asked_id: str) -> str:
+    """The item an asked id belongs to: itself, or `grid` for the row `grid.row`."""
+    return asked_id.partition(".")[0]
+
+
+def _row_index(item: Item, asked_id: str) -> int | None:
+    """The position of the row `asked_id` names in its grid; None for a whole item."""
+    if asked_id == item.id:
+        return None
+    try:
+        return item.keys.index(asked_id)
+    except ValueError:
+        return None
 
 
 def visibility(questionnaire: Questionnaire, answers: dict[str, AnswerValue],
@@ -411,6 +436,8 @@ class _Run:
     final_kind: str | None = None
     remind: bool = False
     welcome: bool = False
+    #: `tilbake` went to an earlier row of the grid being asked.
+    row_back: bool = False
     progress_note: bool = False
     #: Visibility cached until the next event or skip changes what it depends on.
     _vis: tuple[tuple[int, int], Visibility] | None = None
@@ -430,10 +457,43 @@ class _Run:
     def done(self, item: Item) -> bool:
         return _is_done(item, self.answers, self.skipped)
 
+    def unit_done(self, item: Item, asked_id: str) -> bool:
+        """Whether the item, or the one grid row `asked_id` names, is answered or skipped."""
+        if asked_id == item.id:
+            return self.done(item)
+        return asked_id in self.answers or asked_id in self.skipped or item.id in self.skipped
+
+    def units(self, item: Item) -> tuple[str, ...]:
+        """What this channel asks of `item` at a time: a grid's rows in a chat, else the item."""
+        if self.channel == "chat" and item.type is ItemType.GRID:
+            return item.keys
+        return (item.id,)
+
+    def asked_row(self, item: Item) -> int | None:
+        """The grid row of `item` the last prompt asked on its own, if it asked one."""
+        prefix = item.id + "."
+        for asked_id in self.asked:
+            if asked_id.startswith(prefix):
+                return _row_index(item, asked_id)
+        return None
+
+    def asked_items(self, vis: Visibility) -> list[Item]:
+        """The items the last prompt asked that still apply (a grid once, however many of its
+        rows were asked)."""
+        items: dict[str, Item] = {}
+        for asked_id in self.asked:
+            item = self.q.find(_item_id(asked_id))
+            if item is not None and vis.get(item.id):
+                items.setdefault(item.id, item)
+        return list(items.values())
+
     def record(self, item: Item, answer_id: str, value: AnswerValue) -> None:
         self.touched.add(item.id)
+        self.touched.add(answer_id)
         if item.id in self.skipped:
             self.skipped.remove(item.id)
+        if answer_id in self.skipped:
+            self.skipped.remove(answer_id)
         previous = self.answers.get(answer_id)
         if previous == value:
             return
@@ -509,6 +569,10 @@ class _Run:
         lines = [line for line in block.lines if line.strip()]
         if not lines:
             return
+        start = self.asked_row(item)
+        if start is not None:
+            self.read_rows_from(item, start, lines, frozenset(block.rows))
+            return
         missing = tuple(r for r in item.rows
                         if r.id not in block.rows and f"{item.id}.{r.id}" not in self.answers)
         if not missing:
@@ -536,10 +600,84 @@ class _Run:
             label = f"{item.number}{row_letter(item.rows.index(row))}"
             self.apply(item, f"{item.id}.{row.id}", reading, whole, label=label)
 
+    def read_rows_from(self, item: Item, start: int, lines: list[str],
+                       named: frozenset[str]) -> None:
+        """Unlettered answers while one row of `item` is asked (a chat): a single value is
+        that row's; several values (`3 4 2`, `ja nei`, one per line) are that row's and the
+        next ones', skipping rows already answered; as many values as the grid has rows are
+        the whole grid's, from its first row. `named` rows were given by letter and are left
+        out."""
+        after = tuple(r for r in item.rows[start:] if r.id not in named)
+        if not after:
+            for line in lines:
+                self.unplaced(line)
+            return
+        first = item.rows[start].id
+        open_rows = tuple(r for r in after
+                          if r.id == first or f"{item.id}.{r.id}" not in self.answers) or after
+        whole = " ".join(lines)
+        single = read_row(item, lines[0])
+        targets = self.row_targets(item, open_rows, after, lines, named, single=single)
+        if targets is None:
+            letters = ", ".join(row_letter(item.rows.index(r)) for r in after)
+            self.reject(item, "rows_missing", whole, rows=letters)
+            return
+        if targets:
+            for row, reading in targets:
+                label = f"{item.number}{row_letter(item.rows.index(row))}"
+                self.apply(item, f"{item.id}.{row.id}", reading, whole, label=label)
+            return
+        row = open_rows[0]
+        label = f"{item.number}{row_letter(item.rows.index(row))}"
+        if len(lines) > 1 and isinstance(single, Accepted):
+            self.apply(item, f"{item.id}.{row.id}", single, lines[0], label=label)
+            for extra in lines[1:]:
+                self.unplaced(extra)
+            return
+        self.apply(item, f"{item.id}.{row.id}", read_row(item, whole), whole, label=label)
+
+    @staticmethod
+    def row_targets(item: Item, open_rows: tuple[Row, ...], after: tuple[Row, ...],
+                    lines: list[str], named: frozenset[str], *,
+                    single: Accepted | Rejected) -> list[tuple[Row, Accepted | Rejected]] | None:
+        """The rows an answer given while one row is asked goes to, with their readings.
+
+        [] when the text is not a list of values (the caller then reads it as that row's
+        answer), None when it holds more values than rows are left. Plain values (`3 4 2`,
+        `nei nei`) are several rows even where `read_row` would take them as one (`4 4`);
+        other words are one answer (`4 helt enig`) unless they give exactly one value for
+        each row left, as by email.
+        """
+
+        def rows_for(count: int) -> tuple[Row, ...] | None:
+            for rows in (open_rows, after):
+                if count <= len(rows):
+                    return rows[:count]
+            return item.rows if count == len(item.rows) and not named else None
+
+        whole = " ".join(lines)
+        if len(lines) > 1:
+            per_line = [read_row(item, line) for line in lines]
+            if all(isinstance(r, Accepted) for r in per_line):
+                rows = rows_for(len(per_line))
+                return None if rows is None else list(zip(rows, per_line, strict=True))
+        values = read_grid_values(item, whole)
+        if values is not None and len(values) > 1:
+            rows = rows_for(len(values))
+            return None if rows is None else list(zip(rows, values, strict=True))
+        if len(lines) == 1 and isinstance(single, Accepted):
+            return [(open_rows[0], single)]
+        for rows in dict.fromkeys((open_rows, after, item.rows)):
+            if len(rows) > 1 and (rows is not item.rows or not named):
+                readings = read_grid_line(replace(item, rows=rows), whole)
+                if readings is not None:
+                    return list(zip(rows, readings, strict=True))
+        return []
+
     def read_content(self, lines: list[str]) -> None:
         """Map the non-command lines of a reply to items, then read each item's part."""
         vis = self.vis()
-        asked = [self.q.item(i) for i in self.asked if self.q.find(i) and vis.get(i)]
+        asked = self.asked_items(vis)
         place = _Placement(asked, frozenset(item.id for item in asked))
         cleaned = []
         for raw in _drop_signature(lines):
@@ -668,7 +806,7 @@ class _Run:
     def command(self, cmd: Command) -> None:
         kind = cmd.kind
         if kind is CommandKind.HELP:
-            self.show_help.update(self.asked)
+            self.show_help.update(map(_item_id, self.asked))
             self.say("commands")
         elif kind is CommandKind.STATUS:
             self.progress_note = True
@@ -692,7 +830,7 @@ class _Run:
                 self.events.append(InputRejected(None, "no_such_item", f"endre {cmd.number}"))
                 self.say("no_such_item", number=cmd.number)
             else:
-                self.focus = [item.id]
+                self.focus = list(self.units(item))
                 self.show_help.add(item.id)
 
     def resume(self) -> None:
@@ -701,49 +839,79 @@ class _Run:
             self.events.append(Resumed())
 
     def skip(self) -> None:
+        """`hopp over`: skip what was asked and not answered in the same reply (in a chat,
+        that is one grid row at a time); a required item is never skipped."""
         vis = self.vis()
-        open_items = [self.q.item(i) for i in self.asked
-                      if self.q.find(i) and vis.get(i) and i not in self.touched]
-        open_items = [i for i in open_items if not self.done(i) or i.id in self.focus]
-        if not open_items:
+        open_units: list[tuple[Item, str]] = []
+        for asked_id in self.asked:
+            item = self.q.find(_item_id(asked_id))
+            if item is None or not vis.get(item.id) or asked_id in self.touched:
+                continue
+            if self.unit_done(item, asked_id) and asked_id not in self.focus:
+                continue
+            open_units.append((item, asked_id))
+        if not open_units:
             self.say("nothing_to_skip")
             return
         skipped = []
-        for item in open_items:
+        for item, asked_id in open_units:
             if item.required:
                 self.say("required", number=item.number)
                 continue
-            for answer_id in item.answer_ids():
+            row = _row_index(item, asked_id)
+            for answer_id in item.answer_ids() if row is None else (asked_id,):
                 if self.answers.pop(answer_id, None) is not None:
                     self.events.append(AnswerRemoved(answer_id))
-            if item.id not in self.skipped:
-                self.skipped.append(item.id)
-            self.events.append(ItemSkipped(item.id))
-            skipped.append(str(item.number))
-            if item.id in self.focus:
-                self.focus.remove(item.id)
+            if asked_id not in self.skipped:
+                self.skipped.append(asked_id)
+            self.events.append(ItemSkipped(asked_id))
+            skipped.append(str(item.number) + ("" if row is None else row_letter(row)))
+            if asked_id in self.focus:
+                self.focus.remove(asked_id)
         if skipped:
             self.say("skipped", numbers=", ".join(skipped))
 
     def back(self) -> None:
+        """`tilbake`: the previous item (a grid's previous row) in a chat, the previous page
+        by email."""
         vis = self.vis()
+        if self.channel == "chat":
+            self.back_one(vis)
+            return
         items = self.q.items
-        anchor = self.asked[0] if self.asked else None
+        anchor = _item_id(self.asked[0]) if self.asked else None
         position = next((n for n, i in enumerate(items) if i.id == anchor), len(items))
         earlier = [i for i in items[:position] if vis.get(i.id) and self.done(i)]
         if not earlier:
             self.say("at_start")
             return
-        if self.channel == "chat":
-            self.focus = [earlier[-1].id]
-        else:
-            page = earlier[-1].page
-            self.focus = [i.id for i in earlier if i.page == page]
+        page = earlier[-1].page
+        self.focus = [i.id for i in earlier if i.page == page]
+
+    def back_one(self, vis: Visibility) -> None:
+        """In a chat: re-ask the last answered (or skipped) question or grid row before the
+        one asked, so that `tilbake` walks back through a grid row by row."""
+        units = [(item, unit) for item in self.q.items for unit in self.units(item)]
+        anchor = self.asked[0] if self.asked else None
+        position = next((n for n, (item, unit) in enumerate(units) if anchor in (unit, item.id)),
+                        len(units))
+        earlier = [unit for item, unit in units[:position]
+                   if vis.get(item.id) and self.unit_done(item, unit)]
+        if not earlier:
+            self.say("at_start")
+            return
+        self.focus = [earlier[-1]]
+        if anchor is not None and "." in anchor:
+            self.row_back = _item_id(anchor) == _item_id(earlier[-1])
 
     # -- what to ask next --
 
     def next_asked(self, vis: Visibility) -> list[str]:
-        focus = [i for i in self.focus if vis.get(i)]
+        """The ids the next prompt asks: in a chat one item or one grid row, by email the
+        open items of a page; what the respondent asked to see again (`focus`) first."""
+        if self.channel == "chat":
+            return self.next_unit(vis)
+        focus = list(dict.fromkeys(i for i in map(_item_id, self.focus) if vis.get(i)))
         if focus:
             return focus
         items = self.q.items
@@ -751,11 +919,39 @@ class _Run:
                       if vis[i.id] is not False and not self.done(i)), None)
         if first is None:
             return []
-        if self.channel == "chat":
-            return [items[first].id]
         page = items[first].page
         return [i.id for i in items[first:]
                 if i.page == page and vis[i.id] and not self.done(i)]
+
+    def next_unit(self, vis: Visibility) -> list[str]:
+        """What a chat asks next: the first focus that applies, else the first item not done,
+        and of a grid its first row not answered or skipped."""
+        for unit in self.focus:
+            item = self.q.find(_item_id(unit))
+            if item is not None and vis.get(item.id):
+                return [unit if unit != item.id else self.units(item)[0]]
+        item = next((i for i in self.q.items if vis[i.id] is not False and not self.done(i)),
+                    None)
+        if item is None:
+            return []
+        return [next(u for u in self.units(item) if not self.unit_done(item, u))]
+
+    def settle_focus(self) -> None:
+        """The focus in this channel's terms: a grid's rows in a chat (so `endre` walks
+        through them, and a grid focused by email is asked row by row), whole items by email.
+        Ids that name nothing in the questionnaire are dropped."""
+        units: list[str] = []
+        for unit in self.focus:
+            item = self.q.find(_item_id(unit))
+            if item is None or (unit != item.id and _row_index(item, unit) is None):
+                continue
+            if self.channel == "email":
+                units.append(item.id)
+            elif unit == item.id:
+                units.extend(self.units(item))
+            else:
+                units.append(unit)
+        self.focus = list(dict.fromkeys(units))
 
     def drop_hidden(self) -> Visibility:
         """Remove answers to items that a changed answer has hidden."""
@@ -765,8 +961,9 @@ class _Run:
         for answer_id in item.keys:
             if self.answers.pop(answer_id, None) is not None:
                 self.events.append(AnswerRemoved(answer_id))
-        if item.id in self.skipped:
-            self.skipped.remove(item.id)
+        for skipped_id in (item.id, *item.keys):
+            if skipped_id in self.skipped:
+                self.skipped.remove(skipped_id)
 
 
 def _page_complete(page: Page, vis: Visibility, answers: dict[str, AnswerValue],
@@ -942,7 +1139,7 @@ def _finish(run: _Run, now: datetime) -> Step:
         # step can have just become complete.
         moved = {e.answer_id.partition(".")[0] for e in run.events
                  if isinstance(e, AnswerRecorded | AnswerRemoved)}
-        moved |= {e.item_id for e in run.events if isinstance(e, ItemSkipped)}
+        moved |= {_item_id(e.item_id) for e in run.events if isinstance(e, ItemSkipped)}
         moved |= {i for i, shown in vis.items() if before_vis.get(i) != shown}
         pages = {run.q.item(i).page for i in moved}
         for page in run.q.pages:
@@ -968,6 +1165,7 @@ def _finish(run: _Run, now: datetime) -> Step:
         kind = "paused"
         asked = list(before.asked)
     else:
+        run.settle_focus()
         asked = run.next_asked(vis)
         if not asked:
             kind = "completed"
@@ -992,10 +1190,13 @@ def _finish(run: _Run, now: datetime) -> Step:
         parts = ["\n".join(head)] if head else []
         parts += body
         choices: tuple[Choice, ...] = ()
+        multiple = False
         if run.channel == "chat" and len(asked) == 1 and kind == "questions":
-            choices = chat_choices(run.q.item(asked[0]), lang)
+            item = run.q.item(_item_id(asked[0]))
+            choices = chat_choices(item, lang)
+            multiple = item.type is ItemType.MULTI and bool(choices)
         prompts.append(Prompt(kind=kind, text="\n\n".join(p for p in parts if p),
-                              asked=tuple(asked), choices=choices))
+                              asked=tuple(asked), choices=choices, multiple=multiple))
     return Step(session=_session(run, asked, now), prompts=tuple(prompts), events=tuple(run.events))
 
 
@@ -1016,13 +1217,14 @@ def _session(run: _Run, asked: list[str], now: datetime) -> Session:
 
 def _questions(run: _Run, asked: list[str], vis: Visibility) -> list[str]:
     lang = run.lang
-    items = [run.q.item(i) for i in asked]
+    items = [run.q.item(_item_id(i)) for i in asked]
     parts: list[str] = []
     page = run.q.page(items[0].page)
-    before_page = None
-    if run.before.asked and run.q.find(run.before.asked[0]):
-        before_page = run.q.item(run.before.asked[0]).page
-    new_page = run.welcome or run.remind or before_page != page.id or run.focus
+    before = run.q.find(_item_id(run.before.asked[0])) if run.before.asked else None
+    before_page = before.page if before is not None else None
+    going_on = _next_row_of_the_same_grid(run, asked)
+    new_page = run.welcome or run.remind or before_page != page.id or (
+        bool(run.focus) and not going_on)
     if run.welcome and run.q.intro is not None:
         parts.append(run.q.intro.get(lang))
     if new_page:
@@ -1032,10 +1234,16 @@ def _questions(run: _Run, asked: list[str], vis: Visibility) -> list[str]:
         first_time = not any(run.done(i) for i in page.items if vis.get(i.id))
         if page.intro is not None and (first_time or run.remind):
             parts.append(page.intro.get(lang))
-    for item in items:
+    for asked_id, item in zip(asked, items, strict=True):
+        row = _row_index(item, asked_id)
+        if row is not None:
+            question = new_page or not going_on or item.id in run.show_help
+            parts.append(_row_text(run, item, row, question=question))
+            continue
         rows = None
         if item.type is ItemType.GRID:
-            missing = tuple(r.id for r in item.rows if f"{item.id}.{r.id}" not in run.answers)
+            missing = tuple(r.id for r in item.rows if f"{item.id}.{r.id}" not in run.answers
+                            and f"{item.id}.{r.id}" not in run.skipped)
             rows = missing if missing and item.id not in run.focus else None
         memo_key = ("item", item.id, lang, rows, item.id in run.show_help)
         text = run.q.memo.get(memo_key) or ""
@@ -1049,6 +1257,34 @@ def _questions(run: _Run, asked: list[str], vis: Visibility) -> list[str]:
     if run.channel == "email":
         parts.append(phrase("how_to_email", lang, example=example_answer(items[0])))
     return parts
+
+
+def _next_row_of_the_same_grid(run: _Run, asked: list[str]) -> bool:
+    """Whether this prompt asks a grid row right after the respondent answered, skipped or
+    stepped back from another row of the same grid: the thread then already shows the grid's
+    question, so the row's statement is enough."""
+    if len(asked) != 1 or not run.before.asked or "." not in asked[0]:
+        return False
+    previous = run.before.asked[0]
+    if "." not in previous or _item_id(previous) != _item_id(asked[0]):
+        return False
+    return run.row_back or bool(run.touched) or any(isinstance(e, ItemSkipped)
+                                                    for e in run.events)
+
+
+def _row_text(run: _Run, item: Item, row: int, *, question: bool) -> str:
+    """One grid row as a chat asks it, with its answer so far when it is asked again."""
+    show_help = item.id in run.show_help
+    memo_key = ("row", item.id, row, run.lang, question, show_help)
+    text = run.q.memo.get(memo_key) or ""
+    if not text:
+        text = run.q.memo[memo_key] = render_grid_row(item, row, run.lang, question=question,
+                                                      show_help=show_help)
+    answer_id = item.keys[row]
+    if answer_id in run.focus and answer_id in run.answers:
+        value = render_value(item, run.answers[answer_id], run.lang)
+        text += "\n   " + phrase("current_answer", run.lang, value=value)
+    return text
 
 
 def _current_answer(run: _Run, item: Item) -> str:

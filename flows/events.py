@@ -73,7 +73,8 @@ class AnswerRemoved:
 
 @dataclass(frozen=True, slots=True)
 class ItemSkipped:
-    """The respondent chose not to answer an item."""
+    """The respondent chose not to answer an item (`item_id`), or in a chat one grid row
+    (`item_id` is then the row's answer id, `grid.row`)."""
 
     item_id: str
     kind: str = "item_skipped"
@@ -149,7 +150,14 @@ def event_dict(event: Event) -> dict[str, object]:
 
 @dataclass(frozen=True, slots=True)
 class Choice:
-    """A quick answer a chat can offer as a button: its label and the text it sends."""
+    """A quick answer a chat can offer as a button.
+
+    Attributes:
+        label: what the button says (at most `flows.render.BUTTON_CHARS` characters).
+        reply: the text a tap sends; the engine reads it as exactly this answer to the item
+            (or grid row) the prompt asks. For a multiple choice, the option's number: the
+            chosen numbers are sent together as "1, 3, 5".
+    """
 
     label: str
     reply: str
@@ -162,14 +170,18 @@ class Prompt:
     Attributes:
         kind: questions, completed, stopped, paused or info.
         text: the message as plain text, in the session's language.
-        asked: the item ids this message asks.
-        choices: buttons for a chat (empty for email).
+        asked: what this message asks: item ids, or `item.row` for one grid row (a chat asks
+            a grid a row at a time; the id is the row's answer id in the store).
+        choices: buttons for a chat, in order (empty for email, numbers and free text).
+        multiple: the choices are options of a multiple choice, to be toggled and sent
+            together (their replies joined by ", ") rather than sent on the first tap.
     """
 
     kind: str
     text: str
     asked: tuple[str, ...] = ()
     choices: tuple[Choice, ...] = ()
+    multiple: bool = False
 
 
 @dataclass(frozen=True, slots=True)

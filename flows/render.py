@@ -93,26 +93,124 @@ def render_item(item: Item, lang: Lang, *, rows: tuple[str, ...] | None = None,
     return "\n".join(lines)
 
 
+def render_grid_row(item: Item, index: int, lang: Lang, *, question: bool,
+                    show_help: bool = False) -> str:
+    """One row of a grid, asked on its own as a chat does: `10b) statement`.
+
+    Args:
+        question: put the grid's question (with its scale and how to answer) above the row:
+            the first row asked, or when the respondent needs to see it again. The rows after
+            it follow in the same thread, so they need only their statement.
+        show_help: include the grid's help text with the question.
+    """
+    row = f"{item.number}{row_letter(index)}) {item.rows[index].label.get(lang)}"
+    if not question:
+        return row
+    lines = [f"{item.number}. {item.text.get(lang)}"]
+    if show_help and item.help is not None:
+        lines.append(f"   ({item.help.get(lang)})")
+    scale = item.scale
+    if scale is not None and item.row_type == "scale":
+        lines.extend(_scale_lines(scale, lang))
+    lines.append("   " + _row_instruction(item, lang))
+    specials = _specials(scale, item.dont_know, lang)
+    if specials:
+        lines.append("   " + phrase("or_special", lang, words="» / «".join(specials)))
+    if item.required:
+        lines.append("   " + phrase("required_item", lang))
+    return "\n".join(lines) + "\n\n" + row
+
+
+def _row_instruction(item: Item, lang: Lang) -> str:
+    scale = item.scale
+    count = len(item.rows)
+    if item.row_type == "yesno" or scale is None:
+        return phrase("yesno_rows", lang, count=count) if count > 1 else phrase("yesno", lang)
+    if count > 1:
+        return phrase("scale_rows", lang, min=scale.min, max=scale.max, count=count)
+    return phrase("scale", lang, min=scale.min, max=scale.max)
+
+
+#: The longest button label; a longer option text is shortened with "…".
+BUTTON_CHARS = 40
+#: A label is not cut back to an open parenthesis that leaves less than this.
+_SHORTEST_CUT = 6
+
+
+def button_label(text: str, limit: int = BUTTON_CHARS) -> str:
+    """`text` as a button label of at most `limit` characters.
+
+    A phone shows a long label cut off at an arbitrary point, or wraps it over several lines;
+    a label that ends at a word, without a parenthesis left open, reads better. The prompt's
+    text above the buttons keeps the whole option.
+    """
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space >= limit // 2:
+        cut = cut[:space]
+    opened = cut.rfind("(")
+    if opened > cut.rfind(")") and opened >= _SHORTEST_CUT:
+        cut = cut[:opened]
+    return cut.rstrip(" ,;:.–-(") + "…"
+
+
+def _lower_first(text: str) -> str:
+    """"Helt uenig" → "helt uenig" after a number; "NAV" and the like stay as written."""
+    if len(text) > 1 and text[1].isupper():
+        return text
+    return text[:1].lower() + text[1:]
+
+
+def _word(key: str, lang: Lang) -> Choice:
+    """A button that answers with one of the engine's own words (ja, nei, vet ikke)."""
+    label = phrase(key, lang)
+    return Choice(label, label.lower())
+
+
+def _yes_no_choices(dont_know: bool, lang: Lang) -> tuple[Choice, ...]:
+    choices = [_word("yes", lang), _word("no", lang)]
+    if dont_know:
+        choices.append(_word("dont_know", lang))
+    return tuple(choices)
+
+
+def _scale_choices(scale: Scale, lang: Lang) -> tuple[Choice, ...]:
+    """One button per point, the end points with their labels ("1 – helt uenig"), then the
+    special answers the scale offers. Labels in between stay in the prompt's text: a row of
+    short buttons fits a phone's width."""
+    choices = []
+    for point in range(scale.min, scale.max + 1):
+        label = scale.label(point) if point in (scale.min, scale.max) else None
+        text = f"{point} – {_lower_first(label.get(lang))}" if label else str(point)
+        choices.append(Choice(button_label(text), str(point)))
+    if scale.dont_know:
+        choices.append(_word("dont_know", lang))
+    if scale.not_relevant:
+        choices.append(_word("not_relevant", lang))
+    return tuple(choices)
+
+
 def chat_choices(item: Item, lang: Lang) -> tuple[Choice, ...]:
-    """Buttons for answering this item with one tap, where that makes sense."""
-    if item.type is ItemType.SINGLE:
-        return tuple(Choice(o.label.get(lang), str(i)) for i, o in enumerate(item.options, 1))
+    """Buttons for answering this item (or, for a grid, any one of its rows) with a tap.
+
+    Each reply is a text the engine reads back as exactly the answer its button stands for
+    while that item or row is asked: an option's number, a scale point, the engine's own word
+    for yes, no, don't know or not relevant. Numbers and free text get no buttons.
+    """
+    if item.type in (ItemType.SINGLE, ItemType.MULTI):
+        return tuple(Choice(button_label(o.label.get(lang)), str(i))
+                     for i, o in enumerate(item.options, 1))
     if item.type is ItemType.YESNO:
-        choices = [Choice(phrase("yes", lang), "ja"), Choice(phrase("no", lang), "nei")]
-        if item.dont_know:
-            choices.append(Choice(phrase("dont_know", lang), "vet ikke"))
-        return tuple(choices)
+        return _yes_no_choices(item.dont_know, lang)
     if item.type is ItemType.SCALE and item.scale is not None:
-        scale = item.scale
-        out = []
-        for point in range(scale.min, scale.max + 1):
-            label = scale.label(point)
-            out.append(Choice(f"{point} {label.get(lang)}" if label else str(point), str(point)))
-        if scale.dont_know:
-            out.append(Choice(phrase("dont_know", lang), "vet ikke"))
-        if scale.not_relevant:
-            out.append(Choice(phrase("not_relevant", lang), "ikke relevant"))
-        return tuple(out)
+        return _scale_choices(item.scale, lang)
+    if item.type is ItemType.GRID:
+        if item.row_type == "yesno" or item.scale is None:
+            return _yes_no_choices(item.dont_know, lang)
+        return _scale_choices(item.scale, lang)
     return ()
 
 

@@ -44,10 +44,12 @@ class Session:
 
     Attributes:
         answers: recorded values by answer id (item id, or `grid.row`).
-        skipped: answer ids the respondent chose to skip.
-        focus: item ids asked out of order (after `tilbake` or `endre 3`); empty means
-            "whatever comes next".
-        asked: the item ids of the last prompt, which a reply is read against.
+        skipped: what the respondent chose to skip: item ids, and in a chat single grid rows
+            (`grid.row`).
+        focus: what is asked out of order (after `tilbake` or `endre 3`), in the ids of
+            `asked`; empty means "whatever comes next".
+        asked: the ids the last prompt asked, which a reply is read against: item ids, or in
+            a chat `grid.row` for a grid asked one row at a time.
         updated_at: ISO timestamp of the last step, from the caller's clock.
     """
 

@@ -154,6 +154,37 @@ def compose_reply(items: list[Item], answers: dict[str, AnswerValue], rng: rando
     return "\n".join(lines)
 
 
+def _row_reply(grid: Item, row_id: str, answers: dict[str, AnswerValue], session: Session,
+               rng: random.Random, lang: Lang) -> str:
+    """A chat reply while one grid row is asked: usually that row's value, as a tap sends it
+    or as typed; sometimes the rest of the grid at once (`4 3 2`, `c 4, d 3`)."""
+    rest = [key for key in grid.keys[grid.keys.index(row_id):]
+            if key == row_id or key not in session.answers]
+    roll = rng.random()
+    if len(rest) > 1 and roll < 0.15:
+        values = [answers[key] for key in rest]
+        if not all(_plain(v) for v in values):
+            return say_value(grid, answers[row_id], rng, lang)
+        return " ".join(_plain_word(v, rng) for v in values)
+    if len(rest) > 1 and roll < 0.25:
+        return ", ".join(
+            f"{row_letter(grid.keys.index(key))} {say_value(grid, answers[key], rng, lang)}"
+            for key in rest)
+    return say_value(grid, answers[row_id], rng, lang)
+
+
+def _plain(value: AnswerValue) -> bool:
+    """Whether a value is written as one plain word or number in a list of rows."""
+    return isinstance(value, int) or value in (YES, NO, DONT_KNOW, NOT_RELEVANT)
+
+
+def _plain_word(value: AnswerValue, rng: random.Random) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return {YES: rng.choice(("ja", "j")), NO: rng.choice(("nei", "n")), DONT_KNOW: "vet ikke",
+            NOT_RELEVANT: "ikke relevant"}[str(value)]
+
+
 @dataclass(slots=True)
 class Transcript:
     """What happened in one simulated conversation."""
@@ -183,19 +214,22 @@ def converse(q: Questionnaire, rng: random.Random, *, channel: Channel = "email"
     planned: dict[str, AnswerValue] = dict(known or {})
     confused: set[str] = set()
     while step.session.status is Status.IN_PROGRESS and len(steps) < max_steps:
-        asked = [q.item(i) for i in step.prompts[-1].asked] if step.prompts else []
-        if not asked:
+        asked_ids = list(step.prompts[-1].asked) if step.prompts else []
+        if not asked_ids:
             break
+        asked = list({i: q.item(i) for i in (a.partition(".")[0] for a in asked_ids)}.values())
         for item in asked:
             if not any(a in planned for a in item.answer_ids()):
                 planned.update(choose_value(item, rng, persona))
-        first = asked[0]
-        if first.id not in confused and rng.random() < persona.typo_rate:
-            confused.add(first.id)
+        first, unit = asked[0], asked_ids[0]
+        if unit not in confused and rng.random() < persona.typo_rate:
+            confused.add(unit)
             text = rng.choice(("hmm", "Hvem skal svare på dette?", "status", "hjelp"))
-        elif not first.required and first.id not in confused and rng.random() < persona.skip_rate:
-            confused.add(first.id)
+        elif not first.required and unit not in confused and rng.random() < persona.skip_rate:
+            confused.add(unit)
             text = "hopp over"
+        elif unit != first.id:
+            text = _row_reply(first, unit, planned, step.session, rng, lang)
         else:
             session_answers = step.session.answers
             todo = [i for i in asked

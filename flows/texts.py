@@ -49,6 +49,20 @@ _PHRASES: dict[str, tuple[str, str, str]] = {
         "«yes no yes …».",
     ),
     "yesno": ("Svar ja eller nei.", "Svar ja eller nei.", "Answer yes or no."),
+    # A grid in a chat: the rows come one message each, so say how many there are.
+    "scale_rows": (
+        "Svar med et tall fra {min} til {max} for hvert av de {count} punktene – de kommer ett "
+        "om gangen.",
+        "Svar med eit tal frå {min} til {max} for kvart av dei {count} punkta – dei kjem eitt "
+        "om gongen.",
+        "Answer each of the {count} points with a number from {min} to {max} – they come one "
+        "at a time.",
+    ),
+    "yesno_rows": (
+        "Svar ja eller nei for hvert av de {count} punktene – de kommer ett om gangen.",
+        "Svar ja eller nei for kvart av dei {count} punkta – dei kjem eitt om gongen.",
+        "Answer yes or no for each of the {count} points – they come one at a time.",
+    ),
     "number": ("Svar med et tall.", "Svar med eit tal.", "Answer with a number."),
     "number_range": ("Svar med et tall fra {min} til {max}.",
                      "Svar med eit tal frå {min} til {max}.",

@@ -13,6 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flows.commands import Command, CommandKind, looks_like_question, read_command
+from flows.loader import load_shipped
+from flows.render import chat_choices
 
 _WORDS = {
     CommandKind.HELP: ("hjelp", "help", "hjelp meg", "Hjelp!", "HJELP", "?", "??", "hjelp?"),
@@ -265,3 +267,15 @@ def test_pathological_texts_are_fast(text: str, is_question: bool) -> None:
     assert time.perf_counter() - start < 0.5
     assert question is is_question
     assert command is None
+
+
+def test_no_chat_button_sends_a_command() -> None:
+    """A tap sends its reply as text: no reply of any button of the shipped questionnaires,
+    in any language, may be taken for a command ("neste", "pass", "stopp")."""
+    for q_id in ("virksomhetsleder-2020", "ordforer-2020"):
+        q = load_shipped(q_id)
+        for lang in q.languages:
+            replies = {c.reply for item in q.items for c in chat_choices(item, lang)}
+            assert replies
+            assert [r for r in replies if read_command(r) is not None] == [], (q_id, lang)
+            assert not any(looks_like_question(r) for r in replies)

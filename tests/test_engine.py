@@ -27,7 +27,8 @@ from flows.events import (
     Stopped,
 )
 from flows.loader import load_shipped, parse
-from flows.model import Questionnaire
+from flows.model import AnswerValue, Item, ItemType, Questionnaire
+from flows.render import BUTTON_CHARS, button_label
 from flows.session import Channel, Session, Status, from_json, new_session, to_json
 from flows.simulate import converse
 
@@ -478,12 +479,12 @@ GRAD = {"grad.teknologi": 3, "grad.ledelse": 4, "grad.okonomi": 2}
 
 @pytest.mark.parametrize("text", LETTERED)
 def test_chat_grid_rows_by_letter_on_one_line(q: Questionnaire, text: str) -> None:
-    """A grid asked whole in a chat takes `a 3, b 4, c 2` and its variants."""
+    """A grid asked row by row in a chat still takes `a 3, b 4, c 2` and its variants."""
     chat = Chat(q, channel="chat")
     chat.say("1")
     chat.say("nei")
     chat.say("12")
-    assert chat.last.prompts[0].asked == ("grad",)
+    assert chat.last.prompts[0].asked == ("grad.teknologi",)
     step = chat.say(text)
     assert recorded(step) == GRAD
     assert step.prompts[0].asked == ("samarbeid",)
@@ -717,3 +718,335 @@ def test_no_empty_reply_note_where_something_was_read(q: Questionnaire) -> None:
     done.say("4: 10\nhopp over")
     assert done.session.status is Status.COMPLETED
     assert NO_ANSWER["nb"] not in done.say("").prompts[0].text
+
+
+# --- a grid in a chat: one row at a time -----------------------------------------------------
+
+
+def at_grid(q: Questionnaire) -> Chat:
+    """A chat on the small questionnaire, asked the first row of the grid (question 5)."""
+    chat = Chat(q, channel="chat")
+    chat.say("1")
+    chat.say("nei")
+    chat.say("12")
+    assert chat.last.prompts[0].asked == ("grad.teknologi",)
+    return chat
+
+
+def test_chat_asks_a_grid_row_by_row(q: Questionnaire) -> None:
+    """Each row is its own prompt, named `grid.row`; the grid's question comes with the first
+    row only; each tap answers the row asked; after the last row the next item comes."""
+    chat = at_grid(q)
+    first = chat.last.prompts[0]
+    assert "5. Hva fremmet det?" in first.text
+    assert "   1 = Hemmet" in first.text
+    assert "for hvert av de 3 punktene – de kommer ett om gangen." in first.text
+    assert first.text.endswith("5a) Ny teknologi")
+    assert "Ledelse" not in first.text
+    assert [(c.label, c.reply) for c in first.choices] == [
+        ("1 – hemmet", "1"), ("2", "2"), ("3", "3"), ("4", "4"), ("5", "5"),
+        ("6 – fremmet", "6"), ("Vet ikke", "vet ikke")]
+    assert chat.session.asked == ("grad.teknologi",)
+    step = chat.say(first.choices[3].reply)
+    assert recorded(step) == {"grad.teknologi": 4}
+    second = step.prompts[0]
+    assert second.asked == ("grad.ledelse",)
+    assert second.text == "Registrert:\n  5a: 4\n\n5b) Ledelse"
+    assert second.choices == first.choices
+    step = chat.say("vet ikke")
+    assert recorded(step) == {"grad.ledelse": "dont_know"}
+    assert step.prompts[0].asked == ("grad.okonomi",)
+    step = chat.say("6")
+    assert recorded(step) == {"grad.okonomi": 6}
+    assert PageCompleted("p2") not in step.events  # samarbeid is still open
+    assert step.prompts[0].asked == ("samarbeid",)
+
+
+@pytest.mark.parametrize(("reply", "expected"), [
+    ("3", {"grad.teknologi": 3}),
+    ("3)", {"grad.teknologi": 3}),
+    ("fem", {"grad.teknologi": 5}),
+    ("5 av 6", {"grad.teknologi": 5}),
+    ("6 fremmet", {"grad.teknologi": 6}),  # a value and its own label: one answer
+    ("3 4", {"grad.teknologi": 3, "grad.ledelse": 4}),
+    ("4 4", {"grad.teknologi": 4, "grad.ledelse": 4}),
+    ("3 4 2", {"grad.teknologi": 3, "grad.ledelse": 4, "grad.okonomi": 2}),
+    ("342", {"grad.teknologi": 3, "grad.ledelse": 4, "grad.okonomi": 2}),
+    ("3\n4", {"grad.teknologi": 3, "grad.ledelse": 4}),
+    ("b 4", {"grad.ledelse": 4}),
+    ("a 3, c 2", {"grad.teknologi": 3, "grad.okonomi": 2}),
+    ("5: 3 4", {"grad.teknologi": 3, "grad.ledelse": 4}),
+])
+def test_chat_grid_row_replies(q: Questionnaire, reply: str,
+                               expected: dict[str, object]) -> None:
+    """A reply answers the row asked; plain values after it answer the next rows; rows named
+    by their letters answer those rows."""
+    step = at_grid(q).say(reply)
+    assert recorded(step) == expected
+    assert not any(isinstance(e, InputRejected) for e in step.events)
+
+
+def test_chat_grid_values_go_to_the_rows_still_open(q: Questionnaire) -> None:
+    """Values typed at a row skip rows already answered; too many values are rejected and
+    name the rows that are left; a bad value is named by its row."""
+    chat = at_grid(q)
+    chat.say("c 2")
+    step = chat.say("3 4")
+    assert recorded(step) == {"grad.teknologi": 3, "grad.ledelse": 4}
+    chat = at_grid(q)
+    chat.say("4")
+    step = chat.say("1 2 3")  # as many values as rows: the whole grid, from row a
+    assert recorded(step) == {"grad.teknologi": 1, "grad.ledelse": 2, "grad.okonomi": 3}
+    chat = at_grid(q)
+    chat.say("4")
+    chat.say("4")
+    step = chat.say("1 2")
+    assert recorded(step) == {}
+    assert InputRejected("grad", "rows_missing", "1 2") in step.events
+    assert "svar for hver linje (c)" in step.prompts[0].text
+    chat = at_grid(q)
+    chat.say("4")
+    step = chat.say("9")
+    assert InputRejected("grad", "out_of_range", "9") in step.events
+    assert "Jeg forstod ikke svaret på 5b («9»)" in step.prompts[0].text
+    assert step.prompts[0].asked == ("grad.ledelse",)
+    assert "5. Hva fremmet det?" in step.prompts[0].text  # asked again with the question
+
+
+def test_chat_grid_back_and_skip_per_row(q: Questionnaire) -> None:
+    """`tilbake` goes to the previous row (and from the first row to the item before);
+    `hopp over` skips the row asked, and a later answer un-skips it."""
+    chat = at_grid(q)
+    chat.say("4")
+    step = chat.say("tilbake")
+    assert step.prompts[0].asked == ("grad.teknologi",)
+    assert step.prompts[0].text == "5a) Ny teknologi\n   Svaret ditt nå: 4"
+    step = chat.say("5")
+    assert AnswerRecorded("grad.teknologi", 5, changed=True) in step.events
+    assert step.prompts[0].asked == ("grad.ledelse",)
+    step = chat.say("hopp over")
+    assert step.events == (ItemSkipped("grad.ledelse"),)
+    assert step.prompts[0].text == "Hoppet over: 5b.\n\n5c) Økonomi"
+    assert chat.session.skipped == ("grad.ledelse",)
+    step = chat.say("tilbake")
+    assert step.prompts[0].asked == ("grad.ledelse",)
+    step = chat.say("tilbake")
+    assert step.prompts[0].asked == ("grad.teknologi",)
+    step = chat.say("tilbake")
+    assert step.prompts[0].asked == ("ansatte",)
+    chat.say("12")
+    assert chat.last.prompts[0].asked == ("grad.okonomi",)
+    chat.say("2")
+    assert chat.last.prompts[0].asked == ("samarbeid",)
+    assert progress(q, chat.session) == (4, 5)  # the grid is done: rows answered or skipped
+    step = chat.say("tilbake")
+    assert step.prompts[0].asked == ("grad.okonomi",)
+    assert "5. Hva fremmet det?" in step.prompts[0].text
+    chat.say("endre 5")
+    step = chat.say("b 3")
+    assert recorded(step) == {"grad.ledelse": 3}
+    assert "grad.ledelse" not in chat.session.skipped
+
+
+def test_chat_change_walks_a_grid_from_its_first_row(q: Questionnaire) -> None:
+    """`endre 5` asks the grid again from row a, each row with its answer; a tap keeps or
+    changes it; after the last row the conversation goes on where it was."""
+    chat = at_grid(q)
+    chat.say("3 4 2")
+    step = chat.say("endre 5")
+    assert step.prompts[0].asked == ("grad.teknologi",)
+    assert step.prompts[0].text.startswith("Del 2 av 2: Mer\n\n5. Hva fremmet det?")
+    assert step.prompts[0].text.endswith("5a) Ny teknologi\n   Svaret ditt nå: 3")
+    assert chat.session.focus == ("grad.teknologi", "grad.ledelse", "grad.okonomi")
+    step = chat.say("3")
+    assert step.events == ()
+    assert step.prompts[0].text == "5b) Ledelse\n   Svaret ditt nå: 4"
+    step = chat.say("1")
+    assert recorded(step) == {"grad.ledelse": 1}
+    assert step.prompts[0].asked == ("grad.okonomi",)
+    step = chat.say("2")
+    assert step.prompts[0].asked == ("samarbeid",)
+    assert chat.session.focus == ()
+
+
+def test_chat_grid_help_status_and_empty_reply_show_the_question(q: Questionnaire) -> None:
+    """A respondent who is stuck on a row, or comes back to it, sees the grid's question
+    again with the row."""
+    chat = at_grid(q)
+    chat.say("4")
+    for text in ("hjelp", "status", "", "Hvem skal svare?"):
+        step = chat.say(text)
+        assert step.prompts[0].asked == ("grad.ledelse",), text
+        assert "5. Hva fremmet det?" in step.prompts[0].text, text
+        assert step.prompts[0].text.endswith("5b) Ledelse"), text
+    assert chat.send(Start()).prompts[0].text.endswith("5b) Ledelse")
+
+
+REQUIRED_GRID = """\
+spec_version: 1
+id: rows
+title: Rader
+languages: [nb]
+pages:
+  - id: p
+    title: Side
+    items:
+      - id: tiltak
+        type: grid
+        row_type: yesno
+        text: "Har dere gjort dette?"
+        rows:
+          - {id: a, label: "Nye tjenester"}
+          - {id: b, label: "Nye verktøy"}
+      - id: hva
+        type: text
+        text: "Hvilke tjenester?"
+        show_if: {item: tiltak.a, equals: "yes"}
+      - id: plikt
+        type: grid
+        row_type: yesno
+        required: true
+        text: "Må besvares"
+        rows:
+          - {id: x, label: "Første"}
+"""
+
+
+def test_a_skipped_row_rules_out_what_depends_on_it() -> None:
+    """A follow-up of a skipped row is not asked (its condition is false, not pending), and
+    a required grid's row cannot be skipped."""
+    q = parse(REQUIRED_GRID, "rows.yaml")
+    chat = Chat(q, channel="chat")
+    assert chat.last.prompts[0].asked == ("tiltak.a",)
+    assert [c.reply for c in chat.last.prompts[0].choices] == ["ja", "nei"]
+    chat.say("hopp over")
+    step = chat.say("ja")
+    assert recorded(step) == {"tiltak.b": "yes"}
+    assert step.prompts[0].asked == ("plikt.x",)
+    assert "1x" not in step.prompts[0].text
+    assert step.prompts[0].text.endswith("3a) Første")
+    assert "Svar ja eller nei." in step.prompts[0].text  # one row: no "one at a time"
+    step = chat.say("hopp over")
+    assert "Spørsmål 3 må besvares" in step.prompts[0].text
+    assert chat.session.skipped == ("tiltak.a",)
+    assert progress(q, chat.session) == (1, 2)
+    step = chat.say("nei")
+    assert chat.session.status is Status.COMPLETED
+
+
+def test_email_asks_a_grid_whole_after_a_chat_row(q: Questionnaire) -> None:
+    """The session belongs to the invitation: a respondent who moves to email in the middle
+    of a grid gets the grid's open rows on one page."""
+    chat = at_grid(q)
+    chat.say("4")
+    step = chat.send(Start(channel="email"))
+    assert step.prompts[0].asked == ("grad", "samarbeid")
+    assert "a) Ny teknologi" not in step.prompts[0].text
+    assert "   b) Ledelse" in step.prompts[0].text
+    assert step.prompts[0].choices == ()
+    step = chat.say("5: 3 2")
+    assert recorded(step) == {"grad.ledelse": 3, "grad.okonomi": 2}
+
+
+# --- buttons: every reply a chat offers reads back as its answer ------------------------------
+
+
+def button_values(item: Item) -> list[AnswerValue]:
+    """What each button of `item` (or of one of its grid rows) stands for, in order, worked
+    out from the questionnaire alone."""
+    if item.type is ItemType.SINGLE:
+        return [o.id for o in item.options]
+    if item.type is ItemType.MULTI:
+        return [[o.id] for o in item.options]
+    if item.type is ItemType.YESNO or (item.type is ItemType.GRID and item.row_type == "yesno"):
+        return ["yes", "no", *(["dont_know"] if item.dont_know else [])]
+    if item.scale is not None:
+        scale = item.scale
+        return [*range(scale.min, scale.max + 1), *(["dont_know"] if scale.dont_know else []),
+                *(["not_relevant"] if scale.not_relevant else [])]
+    return []
+
+
+def several_options(item: Item) -> tuple[str, list[str]]:
+    """"Ferdig" after choosing as many options as allowed (none exclusive): the reply and the
+    value it stands for."""
+    plain = [(n, o.id) for n, o in enumerate(item.options, 1) if not o.exclusive]
+    chosen = plain[: item.max_choices or len(plain)]
+    return ", ".join(str(n) for n, _ in chosen), [option_id for _, option_id in chosen]
+
+
+def check_buttons(q: Questionnaire, step: Step) -> None:
+    """Tap each button of the prompt: exactly its value is recorded for the id asked."""
+    prompt = step.prompts[0]
+    (asked,) = prompt.asked
+    item = q.item(asked.partition(".")[0])
+    values = button_values(item)
+    assert len(prompt.choices) == len(values), asked
+    assert prompt.multiple is (item.type is ItemType.MULTI), asked
+    labels = [c.label for c in prompt.choices]
+    assert len(set(labels)) == len(labels), labels
+    assert all(0 < len(label) <= BUTTON_CHARS for label in labels), labels
+    taps = [(c.reply, value) for c, value in zip(prompt.choices, values, strict=True)]
+    if prompt.multiple:
+        taps.append(several_options(item))
+    for reply, value in taps:
+        tapped = advance(q, from_json(to_json(step.session)), Reply(reply), now=NOW)
+        assert recorded(tapped) == {asked: value}, (asked, reply)
+        assert not any(isinstance(e, InputRejected) for e in tapped.events), (asked, reply)
+
+
+@pytest.mark.parametrize("q_id", sorted(SHIPPED))
+def test_every_button_records_what_it_stands_for(q_id: str) -> None:
+    """For every item and grid row of the shipped questionnaires, in every language, tapping
+    each button records the value it stands for; numbers and free text have no buttons."""
+    q = SHIPPED[q_id]
+    rng = random.Random(7)
+    every = {unit for item in q.items for unit in (item.keys if item.rows else (item.id,))}
+    for lang in q.languages:
+        checked: set[str] = set()
+        for _ in range(400):
+            step = advance(q, new_session(q.id, q.revision, channel="chat", lang=lang), Start(),
+                           now=NOW)
+            while step.session.status is Status.IN_PROGRESS:
+                (asked,) = step.prompts[0].asked
+                item = q.item(asked.partition(".")[0])
+                if asked not in checked:
+                    checked.add(asked)
+                    check_buttons(q, step)
+                choices = step.prompts[0].choices
+                reply = rng.choice(choices).reply if choices else (
+                    "12" if item.type is ItemType.NUMBER else "Ingen kommentar.")
+                step = advance(q, from_json(to_json(step.session)), Reply(reply), now=NOW)
+            if checked == every:
+                break
+        assert checked == every, (lang, every - checked)
+
+
+def test_button_labels_are_short_and_end_cleanly() -> None:
+    """A long option becomes a label of at most 40 characters ending at a word, with "…",
+    without a parenthesis left open; short ones stay as written."""
+    assert button_label("Helse og omsorg") == "Helse og omsorg"
+    assert button_label("Kultur (til dømes bibliotek, kulturskule, kulturhus)") == "Kultur…"
+    assert button_label("Yes, we have a strategy or plan for innovation") == (
+        "Yes, we have a strategy or plan for…")
+    assert button_label("x" * 60) == "x" * 39 + "…"
+    for option in SHIPPED["virksomhetsleder-2020"].item("enhetstype").options:
+        label = button_label(option.label.nb)
+        assert len(label) <= BUTTON_CHARS
+        assert label == option.label.nb or (label.endswith("…") and "(" not in label[-3:])
+
+
+def test_chat_multiple_choice_prompt_and_done_reply(q: Questionnaire) -> None:
+    """A multiple choice offers one toggle per option and reads "1, 3" back as both; its
+    limit and exclusive options are the engine's to enforce."""
+    chat = at_grid(q)
+    step = chat.say("3 4 2")
+    prompt = step.prompts[0]
+    assert prompt.asked == ("samarbeid",)
+    assert prompt.multiple
+    assert [(c.label, c.reply) for c in prompt.choices] == [
+        ("Andre kommuner", "1"), ("Forskning", "2"), ("Private bedrifter", "3"), ("Ingen", "4")]
+    assert recorded(chat.say("1, 2, 3")) == {}
+    assert recorded(chat.say("1, 4")) == {}
+    assert recorded(chat.say("1, 3")) == {"samarbeid": ["kommuner", "private"]}
+    assert not Chat(q).last.prompts[0].multiple  # email: no buttons at all

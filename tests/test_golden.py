@@ -56,6 +56,13 @@ CASES: dict[str, tuple[str, Channel, Lang, list[str]]] = {
         "pause",
         "Ingen flere kommentarer.",
     ]),
+    # A mayor on a phone: every reply is what a button sends, the grid a row at a time.
+    "ordforer.chat.nb": ("ordforer-2020", "chat", "nb", [
+        "1", "3", "1", "3", "1, 2, 4", "ja", "ja", "2, 4", "hopp over",
+        "4", "3", "tilbake", "2", "hopp over", "vet ikke", "4",
+        "3", "2, 3", "nei", "endre 10", "4", "3", "1", "4", "4",
+        "Ingen flere kommentarer.",
+    ]),
     "ordforer.chat.en": ("ordforer-2020", "chat", "en", [
         "2", "don't know", "1 and 2", "no", "yes", "1", "skip", "4 4 4 4 4", "3", "stop",
         "7: yes", "continue",
@@ -68,7 +75,8 @@ def _record(step: Step, message: str | None) -> dict[str, object]:
         "input": message,
         "prompts": [
             {"kind": p.kind, "asked": list(p.asked), "text": p.text.split("\n"),
-             **({"buttons": [c.label for c in p.choices]} if p.choices else {})}
+             **({"buttons": [c.label for c in p.choices]} if p.choices else {}),
+             **({"multiple": True} if p.multiple else {})}
             for p in step.prompts
         ],
         "events": [event_dict(e) for e in step.events],
@@ -110,4 +118,5 @@ def test_golden_cases_end_where_they_should() -> None:
     assert run_case("virksomhetsleder.email.nb")["steps"][-1]["status"] == "completed"
     assert run_case("virksomhetsleder.chat.nn")["steps"][-1]["status"] == "completed"
     assert run_case("ordforer.email.nb")["steps"][-1]["status"] == "completed"
+    assert run_case("ordforer.chat.nb")["steps"][-1]["status"] == "completed"
     assert run_case("ordforer.chat.en")["steps"][-1]["status"] == "in_progress"
