@@ -1001,7 +1001,7 @@ def advance(questionnaire: Questionnaire, session: Session, inbound: Inbound, *,
     if isinstance(inbound, Start):
         _start(run, inbound)
     elif isinstance(inbound, Reminder):
-        _remind(run)
+        _remind(run, inbound)
     elif isinstance(inbound, OptOut):
         _opt_out(run, inbound)
     else:
@@ -1023,7 +1023,9 @@ def _start(run: _Run, inbound: Start) -> None:
         run.final_kind = "still_stopped"
 
 
-def _remind(run: _Run) -> None:
+def _remind(run: _Run, inbound: Reminder) -> None:
+    if inbound.channel:
+        run.channel = inbound.channel
     if run.status in (Status.COMPLETED, Status.STOPPED):
         run.final_kind = "silent"
         return

@@ -33,7 +33,13 @@ class Reply:
 
 @dataclass(frozen=True, slots=True)
 class Reminder:
-    """The scheduler wants to remind: say where the respondent stands and ask again."""
+    """The scheduler wants to remind: say where the respondent stands and ask again.
+
+    `channel` is how the reminder goes (a chat or an email page); it need not be the channel
+    of the last message (a blocked chat falls back to email).
+    """
+
+    channel: Channel | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1050,3 +1050,21 @@ def test_chat_multiple_choice_prompt_and_done_reply(q: Questionnaire) -> None:
     assert recorded(chat.say("1, 4")) == {}
     assert recorded(chat.say("1, 3")) == {"samarbeid": ["kommuner", "private"]}
     assert not Chat(q).last.prompts[0].multiple  # email: no buttons at all
+
+
+def test_a_reminder_asks_in_the_style_of_the_channel_it_goes_by() -> None:
+    """A chat session reminded by email gets a page (several questions), and the reverse."""
+    from flows.events import Reminder, Start
+    from flows.loader import load_shipped
+    from flows.session import new_session
+
+    q = load_shipped("virksomhetsleder-2020")
+    now = datetime(2019, 10, 22, 9, 0, tzinfo=UTC)
+    chat = advance(q, new_session(q.id, q.revision, channel="chat"), Start(channel="chat"),
+                   now=now)
+    assert len(chat.session.asked) == 1
+    by_email = advance(q, chat.session, Reminder(channel="email"), now=now)
+    assert by_email.session.channel == "email"
+    assert len(by_email.session.asked) > 1
+    by_chat = advance(q, by_email.session, Reminder(channel="chat"), now=now)
+    assert len(by_chat.session.asked) == 1

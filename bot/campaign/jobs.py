@@ -434,7 +434,7 @@ def _remind(factory: sessionmaker[Session], settings: Settings, planned: Channel
             if channel is None:
                 continue
             conversation = conversation_of(invitation, respondent, survey, channel)
-            step = advance(q, conversation, Reminder(), now=now)
+            step = advance(q, conversation, Reminder(channel=channel.style), now=now)
             if not step.prompts:  # the conversation has ended after all: nothing to say
                 continue
             not_before = next_opening(plan.window, now, county=respondent.county)
