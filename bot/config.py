@@ -358,10 +358,11 @@ class TelegramSettings(_Section):
     poll_timeout: int = Field(default=30, ge=0, le=50)
     #: Messages a second overall (Telegram's broadcast limit is about 30).
     per_second: float = Field(default=25.0, gt=0, le=30)
-    #: Messages a second to one chat (Telegram allows 1, with short bursts).
-    per_chat_per_second: float = Field(default=1.0, gt=0, le=1)
+    #: Messages a second to one chat (Telegram allows 1, with short bursts; a self-hosted
+    #: Bot API server in local mode allows more).
+    per_chat_per_second: float = Field(default=1.0, gt=0, le=30)
     #: How many messages one chat may get at once before the per-chat pace applies.
-    burst: int = Field(default=3, ge=1, le=5)
+    burst: int = Field(default=3, ge=1, le=30)
     #: Requests in flight at once.
     concurrency: int = Field(default=8, ge=1, le=64)
     #: Seconds to wait on one request to the Bot API.

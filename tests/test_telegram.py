@@ -131,22 +131,23 @@ PLAN = {"invite": "2019-10-15 09:00", "close": "2019-12-06 16:00",
         "window": {"weekdays": ["mon", "tue", "wed", "thu", "fri"], "hours": "00:00-23:59"}}
 
 
-async def _world(engine: Engine, fake: FakeTelegram, **telegram: object) -> World:
+async def _world(engine: Engine, fake: FakeTelegram, survey: str = SURVEY,
+                 **telegram: object) -> World:
     settings = Settings(
-        surveys=(SurveySettings(id=SURVEY, questionnaire=SURVEY, contact="Kari, KS",
+        surveys=(SurveySettings(id=survey, questionnaire=survey, contact="Kari, KS",
                                 plan=PlanSettings.model_validate(PLAN)),),
         telegram=TelegramSettings(enabled=True, api_url=fake.base_url, poll_timeout=1,
                                   **telegram))  # type: ignore[arg-type]
     factory = session_factory(engine)
     store = AnswerStore(LinkKey(TEST_KEY_TEXT.encode()))
-    contexts = {SURVEY: SurveyContext(settings=settings.surveys[0],
-                                      questionnaire=load_shipped(SURVEY))}
+    contexts = {survey: SurveyContext(settings=settings.surveys[0],
+                                      questionnaire=load_shipped(survey))}
     channels = configured_channels(settings)
     with transaction(factory) as session:
-        add_people(session, SURVEY, 2)
+        add_people(session, survey, 2)
     with transaction(factory) as session:
         email = channels["email"]
-        assert queue_invitations(session, email, contexts[SURVEY], store, now=NOW,
+        assert queue_invitations(session, email, contexts[survey], store, now=NOW,
                                  others=others_than(channels, email)) == 2
     telegram_channel = channels["telegram"]
     assert isinstance(telegram_channel, TelegramChannel)
@@ -168,15 +169,19 @@ async def _close(world: World) -> None:
 
 
 def _with_world(engine: Engine, body: Callable[[World], Coroutine[Any, Any, None]],
-                **telegram: object) -> None:
+                *, fast: bool = False, survey: str = SURVEY, **telegram: object) -> None:
+    """`body` against a fresh world; `fast`: a Bot API without the per-chat limit (a whole
+    questionnaire at Telegram's 1 a second per chat would take minutes)."""
     async def scenario() -> None:
-        async with FakeTelegram() as fake:
-            world = await _world(engine, fake, **telegram)
+        limits = {"per_chat_per_second": 50.0, "burst": 20} if fast else {}
+        async with FakeTelegram(**limits) as fake:  # type: ignore[arg-type]
+            world = await _world(engine, fake, survey, **(
+                {"per_chat_per_second": 30.0, "burst": 20} if fast else {}), **telegram)
             try:
                 await body(world)
             finally:
                 await _close(world)
-    run(scenario())
+    run(scenario(), timeout=120 if fast else 30)
 
 
 def test_a_mayor_binds_the_chat_and_answers_by_buttons_and_typing(engine: Engine) -> None:
@@ -525,4 +530,45 @@ def test_a_message_after_the_close_is_answered_politely(tmp_path: Path) -> None:
         assert w.answers() == {}
 
     _with_world(engine, body)
+    engine.dispose()
+
+
+@pytest.mark.parametrize(("survey", "by"), [("ordforer-2020", "buttons"),
+                                           ("virksomhetsleder-2020", "typing")])
+def test_a_whole_questionnaire_in_the_chat(tmp_path: Path, survey: str, by: str) -> None:
+    """Both questionnaires to the end in Telegram: one by tapping wherever there are buttons
+    (toggles and Ferdig for multiple choice, grids row by row), one by typing the answers."""
+    import random
+
+    engine = _sqlite(tmp_path)
+    rng = random.Random(2019)
+
+    async def body(w: World) -> None:
+        w.fake.message(MAYOR, f"/start {w.start_code()}")
+        await w.settle(until=lambda: bool(w.fake.sent(MAYOR)))
+        for _turn in range(120):
+            if str(w.invitation().status) == "finished":
+                break
+            question = w.last_sent()
+            buttons = question.buttons()
+            count = len(w.fake.sent(MAYOR))
+            toggles = [data for _label, data in buttons if data.startswith("t:")]
+            if by == "buttons" and toggles:
+                w.fake.click(MAYOR, question.message_id, toggles[0])
+                await w.settle(until=lambda: len(w.fake.answered_callbacks()) > 0)
+                done = [d for _l, d in w.last_sent().buttons() if d.startswith("d:")]
+                w.fake.click(MAYOR, question.message_id, done[0])
+            elif by == "buttons" and buttons:
+                w.fake.click(MAYOR, question.message_id, rng.choice(buttons)[1])
+            elif buttons:
+                w.fake.message(MAYOR, "1")
+            else:
+                w.fake.message(MAYOR, "12")
+            await w.settle(until=lambda c=count: len(w.fake.sent(MAYOR)) > c)
+        assert str(w.invitation().status) == "finished"
+        assert len(w.answers()) >= 5
+        if by == "buttons":
+            assert any("." in key for key in w.answers()), "a grid answered row by row"
+
+    _with_world(engine, body, fast=True, survey=survey)
     engine.dispose()
