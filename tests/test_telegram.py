@@ -39,7 +39,7 @@ from flows.session import from_json
 from storage.answers import AnswerStore, LinkKey
 from storage.db import session_factory, transaction
 from storage.migrate import init_database, open_database
-from storage.schema import Invitation, OutboxMessage, OutboxStatus, Respondent
+from storage.schema import InboxMessage, Invitation, OutboxMessage, OutboxStatus, Respondent
 
 pytest_plugins = ["storage_backends"]
 
@@ -272,9 +272,14 @@ def test_start_alone_and_a_stale_link_explain_what_to_do(tmp_path: Path) -> None
         w.fake.message(OTHER, "/start abcdefghijklmnopqrstuvwxyz012345")
         await w.settle(until=lambda: len(w.fake.sent(OTHER)) == 2)
         assert "kjenner ikke igjen" in w.last_sent(OTHER).text
-        w.fake.message(OTHER, "hei")  # an unbound chat's text: nothing to tie it to
-        await w.settle()
+        w.fake.message(OTHER, "hei")  # an unbound chat's text: told how, not quarantined
+        await w.settle(until=lambda: len(w.fake.sent(OTHER)) == 3)
+        assert "Åpne lenken" in w.last_sent(OTHER).text
         assert w.invitation().telegram_chat_id is None
+        with w.factory() as session:
+            statuses = session.scalars(select(InboxMessage.status).where(
+                InboxMessage.channel == "telegram")).all()
+        assert "failed" not in statuses
 
     _with_world(engine, body)
     engine.dispose()

@@ -178,6 +178,12 @@ class Dispatcher:
                        now=now)
             self._ignore(session, row, reading, now)
             return "complaint"
+        if invitation is None and verdict in (Verdict.ANSWER, Verdict.QUERY) and self._notice(
+                session, row, channel, reading, "start_missing", None, now):
+            # A chat nobody has tied to an invitation: told how, and nothing kept.
+            mark_ignored(session, row.id, classification=str(verdict),
+                         reason="sender not tied to an invitation", now=now)
+            return "notice:start_missing"
         if verdict in (Verdict.FORWARD, Verdict.UNKNOWN, Verdict.COMPLAINT) \
                 or invitation is None:
             reason = "no_token" if invitation is None and verdict is not Verdict.FORWARD \
@@ -217,14 +223,17 @@ class Dispatcher:
         return channel.still_asked(reading, from_json(invitation.session_state).asked)
 
     def _notice(self, session: Session, row: InboxMessage, channel: Channel, reading: Reading,
-                key: str, invitation: Invitation | None, now: dt.datetime) -> None:
+                key: str, invitation: Invitation | None, now: dt.datetime) -> bool:
+        """Queue the channel's note `key` to the sender; False when it has none."""
         lang = reading.lang or "nb"
         if invitation is not None and invitation.session_state:
             lang = from_json(invitation.session_state).lang
         out = channel.notice(reading, key, lang)
-        if out is not None:
-            queue_outgoing(session, channel, [out], key=f"notice:{row.id}", kind="info",
-                           now=now, invitation_id=invitation.id if invitation else None)
+        if out is None:
+            return False
+        queue_outgoing(session, channel, [out], key=f"notice:{row.id}", kind="info",
+                       now=now, invitation_id=invitation.id if invitation else None)
+        return True
 
     def _acknowledge(self, session: Session, row: InboxMessage, channel: Channel,
                      reading: Reading, *, stale: bool, now: dt.datetime) -> None:
