@@ -610,3 +610,20 @@ def test_composed_messages_take_the_fast_path_with_the_generators_bytes(kind: st
         assert fast is not None
         assert fast == message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
         assert wire_bytes(message) == fast
+
+
+def test_a_per_second_limit_spreads_a_burst_over_seconds() -> None:
+    """A chat bot's broadcast limit: 30 a minute allows the whole minute's worth at once,
+    `per_second` takes only that many in any one second; a pause stops everything."""
+    clock = FakeClock()
+    limiter = RateLimiter(per_minute=1500, per_day=10_000, per_second=25, clock=clock)
+    assert limiter.try_acquire(100) == 25
+    assert limiter.delay() == pytest.approx(1.0)
+    clock.t += 1.0
+    assert limiter.try_acquire(100) == 25
+    limiter.pause(5)
+    clock.t += 1.0
+    assert limiter.try_acquire(100) == 0
+    assert limiter.delay() == pytest.approx(4.0)
+    clock.t += 4.0
+    assert limiter.try_acquire(100) == 25

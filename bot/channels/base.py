@@ -200,10 +200,12 @@ class Receiver(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """A channel's sending limits: per minute and per day, for the whole account or bot."""
+    """A channel's sending limits for the whole account or bot: per minute and per day, and
+    per second where the other side counts that way (Telegram's broadcast limit)."""
 
     per_minute: int
     per_day: int
+    per_second: int | None = None
 
 
 class Channel(Protocol):

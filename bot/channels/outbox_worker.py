@@ -105,7 +105,8 @@ class OutboxWorker:
         self._retry_for = retry_for
         self._running: _Run | None = None
         self.limiter = RateLimiter(per_minute=limits.per_minute, per_day=limits.per_day,
-                                   clock=self._clock, sent_ago=self._recent_sends())
+                                   per_second=limits.per_second, clock=self._clock,
+                                   sent_ago=self._recent_sends())
 
     def _recent_sends(self) -> list[float]:
         """Seconds since each send of the last 24 h, so the day's budget survives a restart."""

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Protocol
 
+SECOND = 1.0
 MINUTE = 60.0
 DAY = 86_400.0
 
@@ -56,27 +57,32 @@ class SystemClock:
 
 
 class RateLimiter:
-    """At most `per_minute` sends in any 60 s and `per_day` in any 24 h.
+    """At most `per_minute` sends in any 60 s and `per_day` in any 24 h, and with
+    `per_second` (a chat bot's broadcast limit) at most that many in any one second.
 
     `sent_ago` seeds the windows with earlier sends, as seconds before now (from the outbox's
     `sent_at` values of the last 24 hours).
     """
 
     def __init__(self, *, per_minute: int, per_day: int, clock: Clock | None = None,
-                 sent_ago: Iterable[float] = ()) -> None:
-        if per_minute < 1 or per_day < 1:
+                 sent_ago: Iterable[float] = (), per_second: int | None = None) -> None:
+        if per_minute < 1 or per_day < 1 or (per_second is not None and per_second < 1):
             raise ValueError("rate limits must be at least 1")
         self.per_minute = per_minute
         self.per_day = per_day
+        self.per_second = per_second
         self._clock: Clock = clock or SystemClock()
         now = self._clock.monotonic()
         earlier = sorted(now - max(0.0, ago) for ago in sent_ago if ago < DAY)
         self._day: deque[float] = deque(earlier)
         self._minute: deque[float] = deque(t for t in earlier if t > now - MINUTE)
+        self._second: deque[float] = deque(t for t in earlier if t > now - SECOND)
         self._paused_until = 0.0
         self._lock = asyncio.Lock()
 
     def _expire(self, now: float) -> None:
+        while self._second and self._second[0] <= now - SECOND:
+            self._second.popleft()
         while self._minute and self._minute[0] <= now - MINUTE:
             self._minute.popleft()
         while self._day and self._day[0] <= now - DAY:
@@ -87,6 +93,8 @@ class RateLimiter:
         now = self._clock.monotonic()
         self._expire(now)
         waits = [0.0, self._paused_until - now]
+        if self.per_second is not None and len(self._second) >= self.per_second:
+            waits.append(self._second[len(self._second) - self.per_second] + SECOND - now)
         if len(self._minute) >= self.per_minute:
             waits.append(self._minute[len(self._minute) - self.per_minute] + MINUTE - now)
         if len(self._day) >= self.per_day:
@@ -99,6 +107,7 @@ class RateLimiter:
 
     def _take(self) -> None:
         now = self._clock.monotonic()
+        self._second.append(now)
         self._minute.append(now)
         self._day.append(now)
 
@@ -116,6 +125,8 @@ class RateLimiter:
             self._day.pop()
             if self._minute:
                 self._minute.pop()
+            if self._second:
+                self._second.pop()
 
     async def ready(self) -> None:
         """Wait until a send would be allowed, without taking it (see `try_acquire`)."""

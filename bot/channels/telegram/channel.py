@@ -138,7 +138,8 @@ class TelegramChannel:
         return out
 
     def limits(self) -> Limits:
-        return Limits(per_minute=max(1, int(self._tg.per_second * 60)), per_day=_PER_DAY)
+        return Limits(per_minute=max(1, int(self._tg.per_second * 60)), per_day=_PER_DAY,
+                      per_second=max(1, int(self._tg.per_second)))
 
     def retry_for(self) -> dt.timedelta:
         return dt.timedelta(hours=self._tg.retry_for_hours)
