@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -113,9 +114,10 @@ def test_demo_runs_the_whole_barometer(tmp_path: Path) -> None:
     """`svarbot demo` builds frames, samples, imports, converses, stores and reports."""
     folder = tmp_path / "demo"
     result = svarbot("demo", "--respondents", "40", "--mayors", "30", "--seed", "3",
+                     "--telegram-mayors", "0.5", "--telegram-leaders", "0.25",
                      "--dir", str(folder))
     assert result.returncode == 0, result.stderr
-    assert "Feltarbeid på e-post (simulert" in result.stdout
+    assert "Feltarbeid på e-post og Telegram (simulert" in result.stdout
     sent = re.search(r"E-post: (\d+) sendt, (\d+) avvist ved sending, (\d+) mottatt", result.stdout)
     assert sent is not None, result.stdout
     assert int(sent.group(1)) > 70 * 2  # invitations and at least one more page on average
@@ -125,6 +127,24 @@ def test_demo_runs_the_whole_barometer(tmp_path: Path) -> None:
     assert "│ :" in result.stdout or ": │" in result.stdout  # suppressed cells are shown as ':'
     assert (folder / "svarbot.db").exists()
     assert (folder / "config.yaml").exists()
+    chat = re.search(r"Telegram: (\d+) meldinger sendt,.*?(\d+)\s+oppdateringer\s+mottatt,"
+                     r"\s+(\d+)\s+chatter\s+koblet", result.stdout, re.DOTALL)
+    assert chat is not None, result.stdout
+    assert int(chat.group(1)) > 0
+    assert int(chat.group(3)) > 0
+    switched = re.search(r"Byttet kanal: (\d+) fra e-post til Telegram", result.stdout)
+    assert switched is not None, result.stdout
+    with sqlite3.connect(folder / "svarbot.db") as db:
+        bound = db.execute("SELECT count(*) FROM invitations "
+                           "WHERE telegram_chat_id IS NOT NULL").fetchone()[0]
+        by_chat = db.execute("SELECT count(*) FROM inbox WHERE channel = 'telegram' "
+                             "AND status = 'processed' AND classification = 'answer'").fetchone()[0]
+        finished_in_chat = db.execute(
+            "SELECT count(*) FROM invitations WHERE status = 'finished' "
+            "AND last_channel = 'telegram'").fetchone()[0]
+    assert bound == int(chat.group(3))
+    assert by_chat > bound  # more than the /start of each chat: answers came by Telegram
+    assert finished_in_chat > 0
     report = svarbot("report", "--survey", "ordforer-2020", "--format", "json",
                      "--config", str(folder / "config.yaml"))
     assert report.returncode == 0, report.stderr

@@ -1,4 +1,5 @@
-"""`svarbot demo`: the barometer end to end on this machine, by email, with simulated people.
+"""`svarbot demo`: the barometer end to end on this machine, by email and Telegram, with
+simulated people.
 
 What it does, in the order a real campaign would:
 1. builds synthetic frames on the real 2019 municipality list (unit leaders; all mayors);
@@ -10,6 +11,13 @@ What it does, in the order a real campaign would:
    Gmail, iPhone, bottom-posting, with out-of-office replies, bounces, opt-outs and questions
    for the contact person. Every message crosses the real path: outbox → render → SMTP → reply
    → listener → inbox → parse → classify → trim → engine → anonymised store → outbox;
+   a share of those who answer (by default a third of the mayors, a tenth of the unit leaders)
+   open the Telegram link their mail carries instead, and answer in the chat on a fake Bot API
+   on loopback (`bot.demo.fake_telegram`, the one the tests use), tapping buttons and typing
+   (`bot.demo.telegram_people`); some answer the first page by email and then move to the
+   chat, a few go back to email with "/epost". svarbot runs its Telegram poller and worker
+   exactly as `svarbot run` does: outbox → Telegram worker → Bot API → chat → poller → inbox →
+   channel → engine → store;
 5. prints the operator's summary and the first published tables, small cells hidden.
 
 Everything goes into one folder (default `demo/`), with a config file pointing at its database,
@@ -19,13 +27,16 @@ so the result can be explored afterwards with `svarbot report … --config demo/
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import secrets
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 
 import yaml
@@ -37,9 +48,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.channels.registry import configured_channels
 from bot.config import Settings
-from bot.conversation.outgoing import SurveyContext, invitation_channel, queue_invitations
+from bot.conversation.outgoing import (
+    SurveyContext,
+    invitation_channel,
+    others_than,
+    queue_invitations,
+)
+from bot.demo.fake_telegram import FakeTelegram, Stats
+from bot.demo.telegram_people import ChatTally, ChatWorld
+from bot.demo.world import Behaviour, Route, WorldMail, draw_behaviour, draw_route, draw_style
 from bot.demo.world import Respondent as Person
-from bot.demo.world import WorldMail, draw_behaviour, draw_style
 from bot.runner import Service
 from flows.model import AnswerValue, Lang, Questionnaire
 from storage.answers import AnswerStore, LinkKey
@@ -65,6 +83,20 @@ FIELDWORK_START = datetime(2019, 10, 15, 9, 0, tzinfo=UTC)
 SHOWN_ITEMS = 2
 #: The demo gives up waiting for the simulated people after this many seconds.
 TIMEOUT_SECONDS = 300.0
+#: Shares of the mayors and of the unit leaders who answer that take the Telegram link.
+TELEGRAM_MAYORS = 1 / 3
+TELEGRAM_LEADERS = 0.1
+#: The simulated people answer at once, so the demo's Telegram runs this many times faster
+#: than Telegram's limits allow (the fake enforces the faster limits, svarbot keeps its own
+#: configured pace as many times faster): otherwise one chat's forty questions, at about a
+#: message a second per chat, would take longer than the whole demo may.
+TELEGRAM_SPEEDUP = 10
+#: Telegram's own limits, which the fake enforces (times `TELEGRAM_SPEEDUP`).
+TELEGRAM_PER_SECOND = 30
+TELEGRAM_PER_CHAT_PER_SECOND = 1.0
+TELEGRAM_BURST = 3
+#: The simulated Telegram users' ids: this plus the invitation's id.
+CHAT_IDS = 700_000_000
 
 
 @dataclass(slots=True)
@@ -79,15 +111,42 @@ class Tally:
 
 
 @dataclass(slots=True)
+class ChannelTally:
+    """One channel's traffic and answers, for the summary."""
+
+    #: Messages sent (Telegram: not counting the acknowledgements of button presses).
+    sent: int = 0
+    #: Acknowledgements of button presses (the spinner answered, the buttons changed).
+    acks: int = 0
+    bounced_at_send: int = 0
+    received: int = 0
+    quarantined: int = 0
+    #: Inbound messages read as answers (or questions for the contact person).
+    answers: int = 0
+    #: Invitations that answered on this channel at least once.
+    respondents: int = 0
+    #: Invitations finished with their last message on this channel.
+    finished: int = 0
+
+
+@dataclass(slots=True)
 class Fieldwork:
     """The whole demo's traffic, for the summary."""
 
     surveys: dict[str, Tally]
-    sent: int = 0
-    bounced_at_send: int = 0
-    received: int = 0
-    quarantined: int = 0
+    channels: dict[str, ChannelTally] = field(default_factory=dict)
+    #: Invitations whose Telegram chat is bound (the link was opened).
+    chats: int = 0
+    #: Invitations that answered by email first and then in the chat, and the other way.
+    to_telegram: int = 0
+    to_email: int = 0
+    telegram: Stats | None = None
+    people: ChatTally | None = None
     seconds: float = 0.0
+
+    def channel(self, name: str) -> ChannelTally:
+        """The tally of channel `name` (zeros when it carried nothing)."""
+        return self.channels.setdefault(name, ChannelTally())
 
 
 def _fresh_database(folder: Path) -> str:
@@ -162,9 +221,39 @@ def _demo_settings(settings: Settings, url: str) -> Settings:
         "dev_mode": settings.dev_mode.model_copy(update={"redirect_to": None})})
 
 
+def _telegram_settings(settings: Settings, fake: FakeTelegram) -> Settings:
+    """The configuration with Telegram on, polling the fake Bot API, `TELEGRAM_SPEEDUP` times
+    faster than configured, and quick to notice news (a short long poll)."""
+    tg = settings.telegram
+    telegram = tg.model_copy(update={
+        "enabled": True, "api_url": fake.base_url, "mode": "polling", "poll_timeout": 1,
+        "bot_username": str(fake.bot_user["username"]), "timeout": 10.0,
+        "per_second": tg.per_second * TELEGRAM_SPEEDUP,
+        "per_chat_per_second": tg.per_chat_per_second * TELEGRAM_SPEEDUP})
+    return settings.model_copy(update={"telegram": telegram})
+
+
+@contextlib.contextmanager
+def _telegram_token(settings: Settings, fake: FakeTelegram) -> Iterator[None]:
+    """A synthetic bot token in `telegram.token_env` while the demo runs (a real token, if one
+    is set, is neither used nor sent anywhere, and is back afterwards)."""
+    variable = settings.telegram.token_env
+    before = os.environ.get(variable)
+    os.environ[variable] = f"{fake.bot_user['id']}:{secrets.token_urlsafe(24)}"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(variable, None)
+        else:
+            os.environ[variable] = before
+
+
 def _people(factory: sessionmaker[Session], contexts: dict[str, SurveyContext],
-            seed: int) -> dict[str, Person]:
-    """A simulated person for every invited address."""
+            seed: int, *, telegram_mayors: float = 0.0,
+            telegram_leaders: float = 0.0) -> dict[str, Person]:
+    """A simulated person for every invited address; of those who answer, the given shares
+    of mayors and unit leaders take the Telegram link (on a route of their own)."""
     people: dict[str, Person] = {}
     with factory() as session:
         rows = session.execute(
@@ -176,34 +265,76 @@ def _people(factory: sessionmaker[Session], contexts: dict[str, SurveyContext],
             rng = random.Random(seed * 100_003 + invitation.id)
             lang: Lang = "nn" if respondent.lang == "nn" else (
                 "en" if respondent.lang == "en" else "nb")
+            behaviour = draw_behaviour(rng)
+            share = telegram_mayors if q.id.startswith("ordforer") else telegram_leaders
+            # Their own generator: the Telegram share changes nobody's email behaviour.
+            route = (draw_route(random.Random(f"{seed}:route:{invitation.id}"), share)
+                     if behaviour is Behaviour.ANSWERS else Route.EMAIL)
             people[respondent.email.lower()] = Person(
                 address=respondent.email.lower(), name=respondent.name, lang=lang,
-                questionnaire=q, behaviour=draw_behaviour(rng), style=draw_style(rng), rng=rng,
-                planned=_known_answers(q, respondent))
+                questionnaire=q, behaviour=behaviour, style=draw_style(rng), rng=rng,
+                planned=_known_answers(q, respondent), route=route,
+                chat_id=CHAT_IDS + invitation.id)
     return people
 
 
-def _counts(factory: sessionmaker[Session]) -> tuple[int, int, int, int]:
-    """(outbox rows, outbox rows still to send, inbox rows, inbox rows still to handle)."""
+@dataclass(slots=True)
+class _Counts:
+    """Rows in the outbox (by channel) and the inbox, and how many are still to handle."""
+
+    out_total: Counter[str] = field(default_factory=Counter)
+    out_waiting: Counter[str] = field(default_factory=Counter)
+    in_total: int = 0
+    in_waiting: int = 0
+
+
+def _counts(factory: sessionmaker[Session]) -> _Counts:
     waiting = (OutboxStatus.QUEUED, OutboxStatus.SENDING, OutboxStatus.RETRY)
+    counts = _Counts()
     with factory() as session:
-        out_total = session.scalar(select(func.count()).select_from(OutboxMessage)) or 0
-        out_waiting = session.scalar(select(func.count()).select_from(OutboxMessage)
-                                     .where(OutboxMessage.status.in_(waiting))) or 0
-        in_total = session.scalar(select(func.count()).select_from(InboxMessage)) or 0
-        in_waiting = session.scalar(select(func.count()).select_from(InboxMessage).where(
-            InboxMessage.status == InboxStatus.RECEIVED)) or 0
-    return out_total, out_waiting, in_total, in_waiting
+        for channel, status, n in session.execute(
+                select(OutboxMessage.channel, OutboxMessage.status, func.count())
+                .group_by(OutboxMessage.channel, OutboxMessage.status)):
+            counts.out_total[channel] += n
+            counts.out_waiting[channel] += n if status in waiting else 0
+        for in_status, n in session.execute(select(InboxMessage.status, func.count())
+                                            .group_by(InboxMessage.status)):
+            counts.in_total += n
+            counts.in_waiting += n if in_status == InboxStatus.RECEIVED else 0
+    return counts
 
 
 async def _fieldwork(settings: Settings, factory: sessionmaker[Session], store: AnswerStore,
                      contexts: dict[str, SurveyContext], people: dict[str, Person],
-                     progress: Progress) -> float:
-    """Run svarbot against the simulated world until all traffic has settled."""
-    world = WorldMail(people, svarbot_port=0, clock=FIELDWORK_START)
-    await world.start()
-    settings = settings.model_copy(update={"email": settings.email.model_copy(update={
-        "smtp": settings.email.smtp.model_copy(update={"port": world.port})})})
+                     progress: Progress) -> tuple[float, Stats, ChatTally]:
+    """Run svarbot against the simulated world (mail servers, and Telegram's Bot API with the
+    people in their chats) until all traffic has settled; the seconds it took, what the fake
+    Bot API saw, and what the chat users did."""
+    async with FakeTelegram(per_second=TELEGRAM_PER_SECOND * TELEGRAM_SPEEDUP,
+                            per_chat_per_second=TELEGRAM_PER_CHAT_PER_SECOND * TELEGRAM_SPEEDUP,
+                            burst=TELEGRAM_BURST,
+                            bot_username=settings.telegram.bot_username) as fake:
+        chats = ChatWorld(fake)
+        world = WorldMail(people, svarbot_port=0, clock=FIELDWORK_START, chats=chats)
+        await world.start()
+        await chats.start()
+        settings = _telegram_settings(settings, fake)
+        settings = settings.model_copy(update={"email": settings.email.model_copy(update={
+            "smtp": settings.email.smtp.model_copy(update={"port": world.port})})})
+        try:
+            with _telegram_token(settings, fake):
+                seconds = await _serve(settings, factory, store, contexts, world, chats, fake,
+                                       progress)
+        finally:
+            await chats.stop()
+            await world.stop()
+        return seconds, fake.stats(), chats.tally
+
+
+async def _serve(settings: Settings, factory: sessionmaker[Session], store: AnswerStore,
+                 contexts: dict[str, SurveyContext], world: WorldMail, chats: ChatWorld,
+                 fake: FakeTelegram, progress: Progress) -> float:
+    """svarbot as `svarbot run` runs it, with the invitations queued, until nothing moves."""
     service = Service(settings=settings, session_factory=factory, store=store,
                       surveys=contexts, worker="demo")
     stop = asyncio.Event()
@@ -216,28 +347,32 @@ async def _fieldwork(settings: Settings, factory: sessionmaker[Session], store: 
     started = time.monotonic()
     channels = configured_channels(settings)
     with transaction(factory) as session:
-        invited = sum(queue_invitations(session, invitation_channel(channels, context), context,
-                                        store, now=FIELDWORK_START)
-                      for context in contexts.values())
-    service.sender.notify()
-    sent_task = progress.add_task("e-post sendt", total=invited)
+        invited = 0
+        for context in contexts.values():
+            channel = invitation_channel(channels, context)
+            invited += queue_invitations(session, channel, context, store, now=FIELDWORK_START,
+                                         others=others_than(channels, channel))
+    service.notify_senders()
+    mail_task = progress.add_task("e-post sendt", total=invited)
+    chat_task = progress.add_task("Telegram-meldinger sendt", total=None)
     in_task = progress.add_task("svar og annen post behandlet", total=None)
     settled = 0
     try:
         while time.monotonic() - started < TIMEOUT_SECONDS:
             await asyncio.sleep(0.3)
-            out_total, out_waiting, in_total, in_waiting = await asyncio.to_thread(
-                _counts, factory)
-            _show(progress, sent_task, out_total, out_total - out_waiting)
-            _show(progress, in_task, in_total, in_total - in_waiting)
-            idle = out_waiting == 0 and in_waiting == 0 and world.idle
+            counts = await asyncio.to_thread(_counts, factory)
+            for task, name in ((mail_task, "email"), (chat_task, "telegram")):
+                total = counts.out_total[name]
+                _show(progress, task, total, total - counts.out_waiting[name])
+            _show(progress, in_task, counts.in_total, counts.in_total - counts.in_waiting)
+            idle = (not counts.out_waiting.total() and counts.in_waiting == 0 and world.idle
+                    and chats.idle and not fake.pending_updates())
             settled = settled + 1 if idle else 0
             if settled >= 3:
                 break
     finally:
         stop.set()
         await running
-        await world.stop()
     return time.monotonic() - started
 
 
@@ -264,23 +399,70 @@ def _tally(factory: sessionmaker[Session], seconds: float) -> Fieldwork:
                     DeskQuery, DeskQuery.invitation_id == Invitation.id)
                 .group_by(Invitation.survey_id)):
             result.surveys.setdefault(survey_id, Tally()).queries = n
-        for out_status, n in session.execute(select(OutboxMessage.status, func.count())
-                                             .group_by(OutboxMessage.status)):
-            if out_status == OutboxStatus.SENT:
-                result.sent = n
+        for channel, kind, out_status, n in session.execute(
+                select(OutboxMessage.channel, OutboxMessage.kind, OutboxMessage.status,
+                       func.count())
+                .group_by(OutboxMessage.channel, OutboxMessage.kind, OutboxMessage.status)):
+            traffic = result.channel(channel)
+            if out_status == OutboxStatus.SENT and kind == "ack":
+                traffic.acks += n
+            elif out_status == OutboxStatus.SENT:
+                traffic.sent += n
             elif out_status == OutboxStatus.BOUNCED:
-                result.bounced_at_send = n
-        for in_status, n in session.execute(select(InboxMessage.status, func.count())
-                                            .group_by(InboxMessage.status)):
-            result.received += n
+                traffic.bounced_at_send += n
+        for channel, in_status, n in session.execute(
+                select(InboxMessage.channel, InboxMessage.status, func.count())
+                .group_by(InboxMessage.channel, InboxMessage.status)):
+            result.channel(channel).received += n
             if in_status == InboxStatus.FAILED:
-                result.quarantined = n
+                result.channel(channel).quarantined += n
+        _answers_by_channel(session, result)
     return result
 
 
+#: How the inbox classifies what the engine read as an answer (or a question to a person).
+_ANSWERING = ("answer", "query")
+
+
+def _answers_by_channel(session: Session, result: Fieldwork) -> None:
+    """Answers, respondents and finished invitations per channel, and who changed channel
+    (the order of the messages each invitation answered with, email before chat or after)."""
+    rows = session.execute(
+        select(InboxMessage.invitation_id, InboxMessage.channel)
+        .where(InboxMessage.status == InboxStatus.PROCESSED,
+               InboxMessage.classification.in_(_ANSWERING),
+               InboxMessage.invitation_id.is_not(None))
+        .order_by(InboxMessage.id)).all()
+    order: dict[int, list[str]] = {}
+    for invitation_id, channel in rows:
+        result.channel(channel).answers += 1
+        seen = order.setdefault(invitation_id or 0, [])
+        if not seen or seen[-1] != channel:
+            seen.append(channel)
+    for channels in order.values():
+        for channel in set(channels):
+            result.channel(channel).respondents += 1
+        pairs = set(pairwise(channels))
+        result.to_telegram += ("email", "telegram") in pairs
+        result.to_email += ("telegram", "email") in pairs
+    for last, n in session.execute(
+            select(Invitation.last_channel, func.count())
+            .where(Invitation.status == InvitationStatus.FINISHED)
+            .group_by(Invitation.last_channel)):
+        result.channel(last or "email").finished += n
+    result.chats = session.scalar(select(func.count()).select_from(Invitation).where(
+        Invitation.telegram_chat_id.is_not(None))) or 0
+
+
 def run_demo(settings: Settings, *, respondents: int, seed: int, folder: Path,
-             mayors: int = 439, console: Console | None = None) -> Fieldwork:
-    """Run the whole demo in `folder` and print what an operator would look at."""
+             mayors: int = 439, telegram_mayors: float = TELEGRAM_MAYORS,
+             telegram_leaders: float = TELEGRAM_LEADERS,
+             console: Console | None = None) -> Fieldwork:
+    """Run the whole demo in `folder` and print what an operator would look at.
+
+    `telegram_mayors` and `telegram_leaders` are the shares of the mayors and of the unit
+    leaders who answer that do it (or some of it) in the Telegram chat.
+    """
     from bot.cli.report import print_report
     from bot.runner import survey_contexts
     from storage.aggregate import build_report
@@ -307,10 +489,13 @@ def run_demo(settings: Settings, *, respondents: int, seed: int, folder: Path,
             contacts = list(load_contacts(sample).contacts)
         import_contacts(factory, survey.id, contacts, questionnaire=survey.questionnaire,
                         default_lang=survey.default_lang)
-    people = _people(factory, contexts, seed)
+    people = _people(factory, contexts, seed, telegram_mayors=telegram_mayors,
+                     telegram_leaders=telegram_leaders)
     with Progress(console=console, transient=True) as progress:
-        seconds = asyncio.run(_fieldwork(settings, factory, store, contexts, people, progress))
+        seconds, stats, chat_people = asyncio.run(
+            _fieldwork(settings, factory, store, contexts, people, progress))
     result = _tally(factory, seconds)
+    result.telegram, result.people = stats, chat_people
     _print_summary(console, result)
     with engine.connect() as connection:
         for survey_id, context in contexts.items():
@@ -331,7 +516,7 @@ def run_demo(settings: Settings, *, respondents: int, seed: int, folder: Path,
 
 
 def _print_summary(console: Console, result: Fieldwork) -> None:
-    table = Table(title=f"Feltarbeid på e-post (simulert, {result.seconds:.0f} s)")
+    table = Table(title=f"Feltarbeid på e-post og Telegram (simulert, {result.seconds:.0f} s)")
     for column in ("undersøkelse", "invitert", "fullført", "påbegynt", "ikke svart",
                    "avmeldt", "avvist adresse", "fraværende", "annen avsender", "til kontakt"):
         table.add_column(column, justify="left" if column == "undersøkelse" else "right")
@@ -345,5 +530,25 @@ def _print_summary(console: Console, result: Fieldwork) -> None:
             str(s[InvitationStatus.OPTED_OUT]), str(s[InvitationStatus.BOUNCED]),
             str(t.away), str(t.other_address), str(t.queries))
     console.print(table)
-    console.print(f"E-post: {result.sent} sendt, {result.bounced_at_send} avvist ved sending, "
-                  f"{result.received} mottatt, {result.quarantined} i karantene.")
+    mail, chat = result.channel("email"), result.channel("telegram")
+    console.print(f"E-post: {mail.sent} sendt, {mail.bounced_at_send} avvist ved sending, "
+                  f"{mail.received} mottatt, {mail.quarantined} i karantene.")
+    refused = result.telegram.rejected_429 if result.telegram is not None else 0
+    console.print(f"Telegram: {chat.sent} meldinger sendt, {chat.acks} kvitteringer for "
+                  f"knappetrykk, {chat.received} oppdateringer mottatt, {result.chats} chatter "
+                  f"koblet, {chat.bounced_at_send} utilgjengelige.")
+    console.print(f"Telegrams Bot API (falsk, på 127.0.0.1, grensene ×{TELEGRAM_SPEEDUP} for "
+                  f"å holde tritt med de simulerte): {refused} ganger bedt om å vente (429).")
+    channels = Table(title="Svar per kanal")
+    for column in ("kanal", "meldinger lest som svar", "personer som svarte der",
+                   "fullførte der"):
+        channels.add_column(column, justify="left" if column == "kanal" else "right")
+    for name, tally in (("e-post", mail), ("Telegram", chat)):
+        channels.add_row(name, str(tally.answers), str(tally.respondents), str(tally.finished))
+    console.print(channels)
+    console.print(f"Byttet kanal: {result.to_telegram} fra e-post til Telegram, "
+                  f"{result.to_email} fra Telegram til e-post (/epost).")
+    people = result.people
+    if people is not None:
+        console.print(f"I chatten: {people.taps} trykk på knapper, {people.typed} skrevne "
+                      f"meldinger, {people.left} ga seg underveis.")

@@ -8,6 +8,11 @@ bottom-posting), asks the contact person something, opts out, is away with an ou
 reply, forwards the invitation from a central mailbox, or does not exist (rejected at RCPT, or
 bounced later with a delivery status report). Their mail goes back to svarbot's own SMTP
 listener, so every message crosses the same path as in production.
+
+Some of those who answer prefer their phone: their `Route` says when they open the Telegram
+link their mail carries ("Svar heller på mobilen i Telegram"), and from then on their mail
+waits while they answer in the chat (`bot.demo.telegram_people`); one who types "/epost"
+there comes back to the mail and finishes by email.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from enum import StrEnum
+from typing import Protocol
 
 import aiosmtplib
 from aiosmtpd.smtp import SMTP as SMTPServer
@@ -35,6 +41,8 @@ from flows.simulate import compose_reply as compose_answers
 
 #: A numbered question line in a page: "4. Hvor enig er du …".
 _QUESTION = re.compile(r"^(\d{1,3})\. \S", re.MULTILINE)
+#: The link to the chat that every asking mail carries, when Telegram is on.
+_TELEGRAM_LINK = re.compile(r"https://t\.me/[A-Za-z0-9_]+\?start=[A-Za-z0-9_-]+")
 
 #: How mail clients are spread among respondents (weights; Outlook dominates in municipalities).
 CLIENT_WEIGHTS = {"outlook_nb": 40, "outlook_web_nb": 12, "iphone_nb": 18, "gmail_nb": 8,
@@ -64,6 +72,22 @@ BEHAVIOUR_SHARES = {Behaviour.SILENT: 0.22, Behaviour.AWAY: 0.05, Behaviour.OPTS
 DROP_OUT_PER_PAGE = 0.02
 
 
+class Route(StrEnum):
+    """Where a respondent who answers does it: by email, in the Telegram chat, or both."""
+
+    EMAIL = "email"
+    #: Opens the Telegram link in the invitation and answers everything in the chat.
+    TELEGRAM = "telegram"
+    #: Answers the first page by email, then opens the link in the next page's mail.
+    SWITCHES = "switches"
+    #: Starts in the chat, types "/epost" after a few questions and finishes by email.
+    BACK_TO_EMAIL = "back_to_email"
+
+
+#: How those who take the Telegram link spread over the routes that use it (weights).
+CHAT_ROUTE_WEIGHTS = {Route.TELEGRAM: 0.68, Route.SWITCHES: 0.2, Route.BACK_TO_EMAIL: 0.12}
+
+
 def draw_behaviour(rng: random.Random) -> Behaviour:
     """One respondent's behaviour, by `BEHAVIOUR_SHARES`."""
     roll = rng.random()
@@ -72,6 +96,20 @@ def draw_behaviour(rng: random.Random) -> Behaviour:
             return behaviour
         roll -= share
     return Behaviour.ANSWERS
+
+
+def draw_route(rng: random.Random, chat_share: float) -> Route:
+    """Whether (and how) a respondent who answers uses Telegram: `chat_share` of them do."""
+    if rng.random() >= chat_share:
+        return Route.EMAIL
+    routes = list(CHAT_ROUTE_WEIGHTS)
+    return rng.choices(routes, weights=[CHAT_ROUTE_WEIGHTS[r] for r in routes])[0]
+
+
+def telegram_link(text: str) -> str | None:
+    """The chat link in a mail's text ("Svar heller på mobilen i Telegram: https://t.me/…")."""
+    found = _TELEGRAM_LINK.search(text)
+    return found.group(0) if found else None
 
 
 def draw_style(rng: random.Random) -> str:
@@ -108,6 +146,21 @@ class Respondent:
     received: int = 0
     done: bool = False
     asked_person: bool = False
+    route: Route = Route.EMAIL
+    #: Their Telegram user id (and private chat id), for those whose route uses the chat.
+    chat_id: int = 0
+    #: Answering in the chat now: mail that comes meanwhile is left unread.
+    in_chat: bool = False
+    #: Has opened the chat link (nobody opens it twice).
+    chatted: bool = False
+
+    def takes_link(self, items: list[Item]) -> bool:
+        """Whether this person opens the chat link in the mail that asks `items`."""
+        if self.chatted or self.route is Route.EMAIL:
+            return False
+        if self.route is Route.SWITCHES:
+            return items[0].page != self.questionnaire.pages[0].id
+        return True
 
     def asked_items(self, text: str) -> list[Item]:
         """The questions a page asks, read off its numbered lines."""
@@ -150,14 +203,27 @@ class Outcome:
     opt_outs: int = 0
 
 
+class Chats(Protocol):
+    """Where people go who open the Telegram link in their mail."""
+
+    def open(self, person: Respondent, link: str) -> None:
+        """`person` opens `link` in Telegram (which sends `/start <payload>` for them)."""
+        ...
+
+
 class WorldMail:
-    """The respondents' mail systems: accepts svarbot's mail and lets people react to it."""
+    """The respondents' mail systems: accepts svarbot's mail and lets people react to it.
+
+    `chats` is where the people whose route uses Telegram go when they open the link; without
+    it everyone answers by email.
+    """
 
     def __init__(self, respondents: dict[str, Respondent], *, svarbot_port: int,
-                 clock: dt.datetime) -> None:
+                 clock: dt.datetime, chats: Chats | None = None) -> None:
         self.respondents = respondents
         self.svarbot_port = svarbot_port
         self.clock = clock
+        self.chats = chats
         self.outcome = Outcome()
         self.behaviours = Counter(r.behaviour for r in respondents.values())
         self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
@@ -251,6 +317,8 @@ class WorldMail:
                                                   return_date=back, lang=person.lang,
                                                   style=person.rng.choice(("exchange", "gmail"))))
             return
+        if person.in_chat:  # answering on the phone: the mail can wait
+            return
         text = text_part(raw)
         items = person.asked_items(text)
         if not items:  # a confirmation: the conversation is over
@@ -268,6 +336,11 @@ class WorldMail:
             return
         elif person.received > 1 and person.rng.random() < DROP_OUT_PER_PAGE:
             person.done = True  # called into a meeting; the rest waits for a reminder
+            return
+        elif self.chats is not None and person.takes_link(items) and (
+                link := telegram_link(text)) is not None:
+            person.in_chat = person.chatted = True
+            self.chats.open(person, link)
             return
         else:
             answer = person.answer_text(items)
