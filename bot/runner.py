@@ -94,7 +94,7 @@ class Service:
             for channel in self.channels}
         self.dispatcher = Dispatcher(session_factory=self.session_factory,
                                      settings=self.settings, store=self.store,
-                                     surveys=self.surveys, on_queued=self.notify_senders,
+                                     surveys=self.surveys, on_queued=self._queued_elsewhere,
                                      channels=self.channels)
         # Made now, so that a setting a receiver needs (a secret) fails before anything runs.
         self._parts = [receiver for channel in self.channels
@@ -116,10 +116,17 @@ class Service:
                 return found
         return None
 
-    def notify_senders(self) -> None:
-        """Messages were queued: every outbox worker looks now (call from the event loop)."""
-        for sender in self.senders.values():
-            sender.notify()
+    def notify_senders(self, channels: set[str] | None = None) -> None:
+        """Messages were queued on `channels` (default: any): their outbox workers look now
+        (call from the event loop)."""
+        for name, sender in self.senders.items():
+            if channels is None or name in channels:
+                sender.notify()
+
+    def _queued_elsewhere(self, channels: set[str]) -> None:
+        """The dispatcher (in a worker thread) queued messages: wake their workers."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.notify_senders, set(channels))
 
     def _wake_dispatcher(self) -> None:
         """A receiver stored a message (from any thread): the dispatcher looks now."""

@@ -93,10 +93,12 @@ class Dispatcher:
     settings: Settings
     store: AnswerStore
     surveys: Mapping[str, SurveyContext]
-    on_queued: Callable[[], None] | None = None
+    #: Called with the names of the channels a message was queued on, after the commit.
+    on_queued: Callable[[set[str]], None] | None = None
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
     channels: Channels | None = None
     _channels: Channels = field(init=False, repr=False)
+    _queued: set[str] = field(default_factory=set, init=False, repr=False)
     _wake: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -109,13 +111,14 @@ class Dispatcher:
     def handle_next(self) -> Outcome | None:
         """Handle the oldest received message; None when the inbox is empty."""
         now = self.clock()
+        self._queued = set()
         with transaction(self.session_factory) as session:
             row = next_received(session, now=now, channels=self._channels.names())
             if row is None:
                 return None
             outcome = self._handle(session, row, self._channels[row.channel], now)
-        if outcome.startswith("replied") and self.on_queued is not None:
-            self.on_queued()
+        if self._queued and self.on_queued is not None:
+            self.on_queued(self._queued)
         return outcome
 
     def drain(self) -> int:
@@ -171,7 +174,8 @@ class Dispatcher:
             return "auto_reply"
         if verdict is Verdict.IGNORE:
             self._ignore(session, row, reading, now)
-            return "ignored:loop" if reading.reason == "loop" else "ignored:delivery-report"
+            report = reading.reason.endswith("no-failure")  # a delivery report, not a failure
+            return "ignored:delivery-report" if report else f"ignored:{reading.reason}"
         if verdict is Verdict.COMPLAINT and invitation is not None:
             # Marked as spam: never write to this person again.
             set_status(session, invitation, InvitationStatus.OPTED_OUT, "spam complaint",
@@ -233,12 +237,14 @@ class Dispatcher:
             return False
         queue_outgoing(session, channel, [out], key=f"notice:{row.id}", kind="info",
                        now=now, invitation_id=invitation.id if invitation else None)
+        self._queued.add(channel.name)
         return True
 
     def _acknowledge(self, session: Session, row: InboxMessage, channel: Channel,
                      reading: Reading, *, stale: bool, now: dt.datetime) -> None:
-        queue_outgoing(session, channel, channel.acknowledge(reading, stale=stale),
-                       key=f"ack:{row.id}", kind="ack", now=now)
+        if queue_outgoing(session, channel, channel.acknowledge(reading, stale=stale),
+                          key=f"ack:{row.id}", kind="ack", now=now):
+            self._queued.add(channel.name)
 
     def _start(self, session: Session, row: InboxMessage, channel: Channel, reading: Reading,
                now: dt.datetime) -> Outcome:
@@ -313,6 +319,7 @@ class Dispatcher:
             queue_message(session, channel, survey, invitation, respondent, conversation,
                           kind="closed", prompts=(), key=f"reply:{row.id}", now=now,
                           reply=reading.reply, others=others_than(self._channels, channel))
+            self._queued.add(channel.name)
             mark_processed(session, row.id, classification=classification,
                            invitation_id=invitation.id, now=now, detail="survey closed")
             return "replied:closed"
@@ -337,6 +344,7 @@ class Dispatcher:
                           kind=message_kind(prompts), prompts=prompts, key=f"reply:{row.id}",
                           now=now, reply=reading.reply if answering is channel else None,
                           others=others_than(self._channels, answering))
+            self._queued.add(answering.name)
         detail = "needs review" if reading.needs_review else reading.rule
         mark_processed(session, row.id, classification=classification,
                        invitation_id=invitation.id, now=now, detail=detail)
@@ -344,5 +352,8 @@ class Dispatcher:
 
 
 def _classification(reading: Reading) -> str:
-    """The inbox row's classification: the verdict, as the history names it."""
+    """The inbox row's classification: the verdict, as the history names it (a join code
+    is a start, not an answer)."""
+    if reading.start is not None:
+        return "start"
     return "unknown" if reading.verdict is Verdict.IGNORE else str(reading.verdict)

@@ -114,13 +114,13 @@ class TelegramTransport:
                 await bot.answer_callback_query(str(payload.get("query_id", "")),
                                                 text=str(payload.get("text") or "") or None)
                 return Delivery("sent", "tap answered")
+            if op == "edit_keyboard":  # an edit is no new message: not paced as one
+                await bot.edit_message_reply_markup(
+                    chat_id=int(chat), message_id=int(str(payload.get("message_id", 0))),
+                    reply_markup=markup(payload.get("keyboard")))
+                return Delivery("sent", "keyboard changed")
             async with self._pace.lock(chat):
                 await self._pace.wait(chat)
-                if op == "edit_keyboard":
-                    await bot.edit_message_reply_markup(
-                        chat_id=int(chat), message_id=int(str(payload.get("message_id", 0))),
-                        reply_markup=markup(payload.get("keyboard")))
-                    return Delivery("sent", "keyboard changed")
                 if op == "send":
                     sent = await bot.send_message(
                         chat_id=int(chat), text=str(payload.get("text", "")),
