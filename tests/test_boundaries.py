@@ -148,3 +148,15 @@ def test_configuration_and_the_calendar_import_in_one_direction() -> None:
     assert not {m for m in _modules(BOT / "campaign" / "plan.py") if m.startswith("bot.")}
     assert not {m for m in _modules(BOT / "config.py")
                 if m.startswith("bot.") and not m.startswith("bot.campaign.plan")}
+
+
+def test_every_package_is_in_the_distribution() -> None:
+    """pyproject.toml names each package (a folder with __init__.py) explicitly: a new one
+    left out would be missing from a non-editable install."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+                 ["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts)
+             for top in ("bot", "flows", "storage") for p in (ROOT / top).rglob("__init__.py")}
+    assert found - listed == set()
