@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench bench-report bench-mail clean
+.PHONY: demo test lint typecheck pytest bench bench-report bench-mail bench-telegram clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ bench-report: $(STAMP)
 bench-mail: $(STAMP)
 	$(BIN)/python bench/mail_outbound.py
 	$(BIN)/python bench/mail_inbound.py
+
+bench-telegram: $(STAMP)
+	$(BIN)/python bench/telegram_wave.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
