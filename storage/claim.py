@@ -106,17 +106,28 @@ def claim_rows(session: Session, spec: ClaimSpec, *, worker: str, limit: int, no
     return sorted(int(row[0]) for row in session.execute(statement))
 
 
+#: Outbox kinds sent by the campaign in waves; everything else answers a respondent.
+WAVE_KINDS = ("invitation", "reminder")
+
+
 def claim_due(session: Session, *, worker: str, limit: int, now: datetime, lease: timedelta,
               channel: str | None = None) -> list[int]:
     """Claim up to `limit` due outbox rows (of `channel`, if given) for `worker`.
 
-    A claimed row is `sending`, owned by `worker` (`claimed_by`), has one more attempt, and its
-    `next_attempt_at` is the lease expiry `now + lease`: if no result is recorded by then, the
-    row is taken over by the next claim (its worker is presumed dead).
+    Answers to respondents (pages, confirmations, a chat's replies) are claimed before the
+    campaign's waves: someone who writes during a wave of thousands gets the next question at
+    once, not after the wave. A claimed row is `sending`, owned by `worker` (`claimed_by`), has
+    one more attempt, and its `next_attempt_at` is the lease expiry `now + lease`: if no result
+    is recorded by then, the row is taken over by the next claim (its worker is presumed dead).
     """
     where = [] if channel is None else [OUTBOX.table.c.channel == channel]
-    return claim_rows(session, OUTBOX, worker=worker, limit=limit, now=now, lease=lease,
-                      where=where)
+    kind = OUTBOX.table.c.kind
+    ids = claim_rows(session, OUTBOX, worker=worker, limit=limit, now=now, lease=lease,
+                     where=[*where, kind.not_in(WAVE_KINDS)])
+    if len(ids) < limit:
+        ids += claim_rows(session, OUTBOX, worker=worker, limit=limit - len(ids), now=now,
+                          lease=lease, where=[*where, kind.in_(WAVE_KINDS)])
+    return ids
 
 
 def release_rows(session: Session, spec: ClaimSpec, *, ids: Sequence[int], worker: str,

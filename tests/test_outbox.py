@@ -423,3 +423,19 @@ def test_cli_reports_a_missing_database_in_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert result.output.startswith("svarbot: ")
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_answers_to_respondents_are_claimed_before_a_wave(engine: Engine) -> None:
+    """A page queued behind a wave of invitations is sent in the next batch, not after the
+    wave: the respondent who wrote is waiting."""
+    factory = session_factory(engine)
+    with transaction(factory) as session:
+        wave = _queue(session, 5, kind="invitation")
+        reminders = _queue(session, 2, start=5, kind="reminder")
+        [page] = _queue(session, 1, start=7, kind="page")
+    with transaction(factory) as session:
+        first = [c.id for c in outbox.claim(session, worker="w", limit=3, now=NOW)]
+    assert first == sorted([page, *wave[:2]])
+    with transaction(factory) as session:
+        rest = [c.id for c in outbox.claim(session, worker="w", limit=10, now=NOW)]
+    assert rest == [*wave[2:], *reminders]

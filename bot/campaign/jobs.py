@@ -65,6 +65,7 @@ from bot.conversation.steps import apply_step
 from flows.engine import advance
 from flows.events import Reminder
 from storage.answers import AnswerStore, scrub, seal
+from storage.claim import WAVE_KINDS
 from storage.db import StorageError, transaction
 from storage.desk import has_open_query, open_query_exists
 from storage.identity import close_invitations, close_survey, count_reminder
@@ -89,7 +90,7 @@ CHUNK = 500
 REMINDABLE = (InvitationStatus.INVITED, InvitationStatus.DELIVERED, InvitationStatus.STARTED)
 #: Messages the close takes back, and the states in which that is still possible. A message
 #: being sent (`sending`) is left to the sender: it may already be on the wire.
-CAMPAIGN_KINDS = ("invitation", "reminder")
+CAMPAIGN_KINDS = WAVE_KINDS
 _TAKE_BACK = (OutboxStatus.QUEUED, OutboxStatus.RETRY)
 _UNSENT = (OutboxStatus.QUEUED, OutboxStatus.RETRY, OutboxStatus.SENDING)
 #: An invitation in one of these states is left alone by the close.
