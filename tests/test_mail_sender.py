@@ -8,6 +8,7 @@ deadline.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections import Counter
@@ -627,3 +628,28 @@ def test_a_per_second_limit_spreads_a_burst_over_seconds() -> None:
     assert limiter.delay() == pytest.approx(4.0)
     clock.t += 4.0
     assert limiter.try_acquire(100) == 25
+
+
+def test_spacing_spreads_sends_evenly_and_holds_them_during_a_pause() -> None:
+    """At 10 a second each send leaves about 0.1 s after the one before (a little more: the
+    margin), whatever was claimed at once; a flood-limit pause holds the ones in hand."""
+    from bot.channels.ratelimit import PACE_MARGIN, Spacing
+
+    clock = FakeClock()
+    limiter = RateLimiter(per_minute=1000, per_day=10_000, per_second=10, clock=clock)
+    spacing = Spacing(10, limiter, clock)
+
+    async def sends(n: int) -> list[float]:
+        times = []
+        for _ in range(n):
+            await spacing.take()
+            times.append(clock.t)
+        return times
+
+    times = asyncio.run(sends(5))
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert gaps == pytest.approx([0.1 / PACE_MARGIN] * 4)
+    limiter.pause(3.0)
+    start = clock.t
+    [after] = asyncio.run(sends(1))
+    assert after - start == pytest.approx(3.0)

@@ -43,7 +43,7 @@ from typing import TypeVar
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.channels.base import Delivery, Limits, Transport
-from bot.channels.ratelimit import Clock, RateLimiter, SystemClock
+from bot.channels.ratelimit import Clock, RateLimiter, Spacing, SystemClock
 from storage import outbox
 from storage.db import transaction
 from storage.outbox import Claimed
@@ -107,6 +107,8 @@ class OutboxWorker:
         self.limiter = RateLimiter(per_minute=limits.per_minute, per_day=limits.per_day,
                                    per_second=limits.per_second, clock=self._clock,
                                    sent_ago=self._recent_sends())
+        self._spacing = (None if limits.per_second is None
+                         else Spacing(limits.per_second, self.limiter, self._clock))
 
     def _recent_sends(self) -> list[float]:
         """Seconds since each send of the last 24 h, so the day's budget survives a restart."""
@@ -205,6 +207,8 @@ class OutboxWorker:
     # --- sending --------------------------------------------------------------------------
 
     async def _attempt(self, slot: int, item: Claimed) -> Delivery:
+        if self._spacing is not None:
+            await self._spacing.take()
         try:
             delivery = await self.transport.send(item, slot)
         except Exception as exc:  # a transport must not raise; if it does, try again later

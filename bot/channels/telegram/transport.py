@@ -31,6 +31,7 @@ from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, Re
 from telegram.request import HTTPXRequest
 
 from bot.channels.base import Delivery
+from bot.channels.ratelimit import PACE_MARGIN
 from bot.config import TelegramSettings
 from storage.outbox import Claimed
 
@@ -96,7 +97,7 @@ class TelegramTransport:
         self.concurrency = settings.concurrency
         self._bot = bot or make_bot(settings, token)
         self._ready = False
-        self._pace = _ChatPace(settings.per_chat_per_second, settings.burst)
+        self._pace = _ChatPace(settings.per_chat_per_second * PACE_MARGIN, settings.burst)
 
     async def _started(self) -> telegram.Bot:
         if not self._ready:
