@@ -176,11 +176,6 @@ class Transport(Protocol):
     #: How many messages may be in flight at once (SMTP connections, HTTP requests).
     concurrency: int
 
-    async def ready(self, item: Claimed) -> None:
-        """Wait until `item` may go for the transport's own reasons (a chat's pace), before
-        the worker spaces it among the channel's sends."""
-        ...
-
     async def send(self, item: Claimed, slot: int) -> Delivery:
         """Try to deliver `item` over slot `slot` (0 ≤ slot < concurrency); never raises."""
         ...

@@ -207,10 +207,9 @@ class OutboxWorker:
     # --- sending --------------------------------------------------------------------------
 
     async def _attempt(self, slot: int, item: Claimed) -> Delivery:
+        if self._spacing is not None:
+            await self._spacing.take()
         try:
-            await self.transport.ready(item)
-            if self._spacing is not None:
-                await self._spacing.take()
             delivery = await self.transport.send(item, slot)
         except Exception as exc:  # a transport must not raise; if it does, try again later
             log.exception("outbox %s: the %s transport failed", item.id, self.channel)

@@ -276,9 +276,6 @@ class SmtpTransport:
                               f"{smtp.password_env} is not set")
         return password
 
-    async def ready(self, item: Claimed) -> None:
-        """Nothing to wait for: the account's limits are the outbox worker's."""
-
     async def send(self, item: Claimed, slot: int) -> Delivery:
         connection = self._connections[slot]
         try:

@@ -73,8 +73,7 @@ class _ChatPace:
         return self._locks.setdefault(chat, asyncio.Lock())
 
     async def wait(self, chat: str) -> None:
-        """Wait until `chat` may get one more message, and take it (call under the lock, so
-        that one chat's messages take their turns in the order they were claimed)."""
+        """Wait until `chat` may get one more message, and take it (call under the lock)."""
         now = time.monotonic()
         tokens, at = self._tokens.get(chat, (float(self.burst), now))
         tokens = min(float(self.burst), tokens + (now - at) * self.rate)
@@ -106,12 +105,6 @@ class TelegramTransport:
             self._ready = True
         return self._bot
 
-    async def ready(self, item: Claimed) -> None:
-        """A new message waits for its chat's pace (answers to taps and edits do not)."""
-        if (item.payload or {}).get("op") == "send":
-            async with self._pace.lock(item.recipient):
-                await self._pace.wait(item.recipient)
-
     async def send(self, item: Claimed, slot: int) -> Delivery:
         payload = item.payload or {}
         op = payload.get("op")
@@ -127,12 +120,14 @@ class TelegramTransport:
                     chat_id=int(chat), message_id=int(str(payload.get("message_id", 0))),
                     reply_markup=markup(payload.get("keyboard")))
                 return Delivery("sent", "keyboard changed")
-            if op == "send":
-                sent = await bot.send_message(
-                    chat_id=int(chat), text=str(payload.get("text", "")),
-                    reply_markup=markup(payload.get("keyboard")),
-                    disable_web_page_preview=True)
-                return Delivery("sent", f"message {sent.message_id}")
+            async with self._pace.lock(chat):
+                await self._pace.wait(chat)
+                if op == "send":
+                    sent = await bot.send_message(
+                        chat_id=int(chat), text=str(payload.get("text", "")),
+                        reply_markup=markup(payload.get("keyboard")),
+                        disable_web_page_preview=True)
+                    return Delivery("sent", f"message {sent.message_id}")
         except RetryAfter as exc:
             wait = retry_seconds(exc)
             return Delivery("retry", f"429: retry after {wait:.0f} s", 429, retry_after=wait,
