@@ -20,7 +20,7 @@ desk queries, status changes) lives once, in `bot.channels.outbox_worker` and
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -170,14 +170,23 @@ class Delivery:
     ours: bool = False
 
 
+#: Waits for a message's turn among the channel's sends (see `Transport.send`).
+Turn = Callable[[], Awaitable[None]]
+
+
 class Transport(Protocol):
     """Delivers claimed outbox rows of one channel; knows nothing of claims or retries."""
 
     #: How many messages may be in flight at once (SMTP connections, HTTP requests).
     concurrency: int
 
-    async def send(self, item: Claimed, slot: int) -> Delivery:
-        """Try to deliver `item` over slot `slot` (0 ≤ slot < concurrency); never raises."""
+    async def send(self, item: Claimed, slot: int, turn: Turn) -> Delivery:
+        """Try to deliver `item` over slot `slot` (0 ≤ slot < concurrency); never raises.
+
+        `await turn()` right before the message leaves: the worker spaces the channel's
+        messages there, after whatever the transport waited for itself (a chat's pace), so
+        a message held back does not arrive bunched with the ones after it.
+        """
         ...
 
     async def close(self) -> None:

@@ -206,11 +206,14 @@ class OutboxWorker:
 
     # --- sending --------------------------------------------------------------------------
 
-    async def _attempt(self, slot: int, item: Claimed) -> Delivery:
+    async def _turn(self) -> None:
+        """A message's turn among the channel's sends (see `Transport.send`)."""
         if self._spacing is not None:
             await self._spacing.take()
+
+    async def _attempt(self, slot: int, item: Claimed) -> Delivery:
         try:
-            delivery = await self.transport.send(item, slot)
+            delivery = await self.transport.send(item, slot, self._turn)
         except Exception as exc:  # a transport must not raise; if it does, try again later
             log.exception("outbox %s: the %s transport failed", item.id, self.channel)
             delivery = Delivery("retry", f"error: {type(exc).__name__}", ours=True)

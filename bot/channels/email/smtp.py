@@ -35,7 +35,7 @@ from email.utils import parseaddr
 import aiosmtplib
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.channels.base import ChannelError, Delivery, DeliveryResult
+from bot.channels.base import ChannelError, Delivery, DeliveryResult, Turn
 from bot.channels.outbox_worker import OutboxWorker
 from bot.channels.ratelimit import Clock, SystemClock
 from bot.config import Settings
@@ -276,7 +276,7 @@ class SmtpTransport:
                               f"{smtp.password_env} is not set")
         return password
 
-    async def send(self, item: Claimed, slot: int) -> Delivery:
+    async def send(self, item: Claimed, slot: int, turn: Turn) -> Delivery:
         connection = self._connections[slot]
         try:
             message, recipients = self._render(item)
@@ -287,6 +287,7 @@ class SmtpTransport:
         envelope = [self._redirect] if self._redirect else recipients
         try:
             client = await connection.client()
+            await turn()
             _refused, response = await client.sendmail(self._mail_from, envelope, data)
         except Exception as exc:
             delivery, reconnect = classify(exc)

@@ -30,7 +30,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter
 from telegram.request import HTTPXRequest
 
-from bot.channels.base import Delivery
+from bot.channels.base import Delivery, Turn
 from bot.channels.ratelimit import PACE_MARGIN
 from bot.config import TelegramSettings
 from storage.outbox import Claimed
@@ -72,16 +72,21 @@ class _ChatPace:
     def lock(self, chat: str) -> asyncio.Lock:
         return self._locks.setdefault(chat, asyncio.Lock())
 
-    async def wait(self, chat: str) -> None:
-        """Wait until `chat` may get one more message, and take it (call under the lock)."""
-        now = time.monotonic()
+    def _tokens_now(self, chat: str, now: float) -> float:
         tokens, at = self._tokens.get(chat, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - at) * self.rate)
+        return min(float(self.burst), tokens + (now - at) * self.rate)
+
+    async def wait(self, chat: str) -> None:
+        """Wait until `chat` may get one more message (call under the chat's lock, so that
+        one chat's messages take their turns in the order they were claimed)."""
+        tokens = self._tokens_now(chat, time.monotonic())
         if tokens < 1.0:
             await asyncio.sleep((1.0 - tokens) / self.rate)
-            now = time.monotonic()
-            tokens = 1.0
-        self._tokens[chat] = (tokens - 1.0, now)
+
+    def take(self, chat: str) -> None:
+        """The message leaves now: counted when it goes, not when it began to wait."""
+        now = time.monotonic()
+        self._tokens[chat] = (max(0.0, self._tokens_now(chat, now) - 1.0), now)
         if len(self._tokens) > 10_000:  # forget idle chats (a full bucket is the default)
             cutoff = now - self.burst / self.rate
             for key in [k for k, (_, t) in self._tokens.items() if t < cutoff]:
@@ -105,7 +110,7 @@ class TelegramTransport:
             self._ready = True
         return self._bot
 
-    async def send(self, item: Claimed, slot: int) -> Delivery:
+    async def send(self, item: Claimed, slot: int, turn: Turn) -> Delivery:
         payload = item.payload or {}
         op = payload.get("op")
         chat = item.recipient
@@ -122,6 +127,8 @@ class TelegramTransport:
                 return Delivery("sent", "keyboard changed")
             async with self._pace.lock(chat):
                 await self._pace.wait(chat)
+                await turn()
+                self._pace.take(chat)
                 if op == "send":
                     sent = await bot.send_message(
                         chat_id=int(chat), text=str(payload.get("text", "")),
