@@ -106,3 +106,18 @@ def add_people_by_sql(session: Session, survey_id: str, count: int) -> None:
             ":now)"),
             {"id": i + 1, "survey": survey_id, "token": tokens.new_token(),
              "email": f"leder{i}@kommune{i}.example", "no": False, "now": now})
+
+
+def expire_leases(factory: sessionmaker[Session], worker: str) -> int:
+    """What the end of the lease does for a dead worker's rows, now; how many it held."""
+    from sqlalchemy import update
+
+    from storage.schema import OutboxMessage, OutboxStatus
+
+    with transaction(factory) as session:
+        rows = session.scalars(
+            update(OutboxMessage).where(OutboxMessage.status == OutboxStatus.SENDING,
+                                        OutboxMessage.claimed_by == worker)
+            .values(next_attempt_at=dt.datetime.now(dt.UTC)).returning(OutboxMessage.id)
+            .execution_options(synchronize_session=False)).all()
+    return len(rows)

@@ -36,9 +36,9 @@ from pathlib import Path
 
 import pytest
 from smtp_servers import SmtpSink
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
-from storage_support import TEST_KEY_TEXT, bulk_people
+from storage_support import TEST_KEY_TEXT, bulk_people, expire_leases
 
 from bot.channels.email.channel import EmailChannel
 from bot.channels.email.clients import compose_reply
@@ -135,17 +135,6 @@ def _count(factory: sessionmaker[Session], query: object) -> int:
 # --- (a) sending ----------------------------------------------------------------------------
 
 
-def _expire_leases(factory: sessionmaker[Session], worker: str) -> int:
-    """What the end of the lease does for a dead worker's rows, now; how many it held."""
-    with transaction(factory) as session:
-        rows = session.scalars(
-            update(OutboxMessage).where(OutboxMessage.status == OutboxStatus.SENDING,
-                                        OutboxMessage.claimed_by == worker)
-            .values(next_attempt_at=dt.datetime.now(dt.UTC)).returning(OutboxMessage.id)
-            .execution_options(synchronize_session=False)).all()
-    return len(rows)
-
-
 def test_a_killed_sender_delivers_everything_and_resends_only_identical_messages(
         sink: SmtpSink, database: tuple[str, sessionmaker[Session]], tmp_path: Path) -> None:
     total = INVITATIONS
@@ -167,7 +156,7 @@ def test_a_killed_sender_delivers_everything_and_resends_only_identical_messages
         _wait(f"{threshold} messages at the sink", lambda t=threshold: sink.count >= t, 60,
               process)
         _kill(process)
-        in_flight.append(_expire_leases(factory, f"{socket.gethostname()}:{process.pid}"))
+        in_flight.append(expire_leases(factory, f"{socket.gethostname()}:{process.pid}"))
         assert _count_sent(factory) >= sent_count  # recorded results are never lost
         sent_count = _count_sent(factory)
     process = _svarbot(config, "run")

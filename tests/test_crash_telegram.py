@@ -51,7 +51,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
-from storage_support import TEST_KEY_TEXT, bulk_people
+from storage_support import TEST_KEY_TEXT, bulk_people, expire_leases
 
 from flows.session import from_json
 from storage.db import session_factory, transaction
@@ -334,17 +334,6 @@ def _kill_point(respondents: Respondents, threshold: int) -> Callable[[], bool]:
     return due
 
 
-def _expire_leases(factory: sessionmaker[Session], worker: str) -> int:
-    """What the end of the lease does for a dead worker's rows, now; how many it held."""
-    with transaction(factory) as session:
-        rows = session.scalars(
-            update(OutboxMessage).where(OutboxMessage.status == OutboxStatus.SENDING,
-                                        OutboxMessage.claimed_by == worker)
-            .values(next_attempt_at=dt.datetime.now(dt.UTC)).returning(OutboxMessage.id)
-            .execution_options(synchronize_session=False)).all()
-    return len(rows)
-
-
 # --- the test -------------------------------------------------------------------------------
 
 
@@ -394,7 +383,7 @@ def _scenario(fake: FakeApi, factory: sessionmaker[Session], config: Path,
             time.sleep(delay)  # a seeded point in the answer's way through svarbot
             run.kill()
             on_their_way.append((respondents.on_their_way(), respondents.stored_unhandled()))
-            in_flight.append(_expire_leases(factory, run.worker))
+            in_flight.append(expire_leases(factory, run.worker))
         run = Run.start(config, tmp_path / "run-last.log")
         runs.append(run)
         _wait("every message sent and every answer handled", respondents.done, respondents,

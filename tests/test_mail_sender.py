@@ -12,7 +12,6 @@ import itertools
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -77,14 +76,9 @@ def render(item: Claimed) -> tuple[EmailMessage, list[str]]:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    url = f"sqlite:///{tmp_path / 'sender.db'}"
-    init_database(url)
-    engine = open_database(url)
-    try:
-        yield session_factory(engine)
-    finally:
-        engine.dispose()
+def db(factory: sessionmaker[Session]) -> sessionmaker[Session]:
+    """The sender's database: a fresh migrated SQLite file (conftest's `factory`)."""
+    return factory
 
 
 def settings(sink: SmtpSink, *, dev: str | None = None, **smtp: object) -> Settings:
