@@ -377,3 +377,44 @@ class AnswerCount(Base):
     size_class: Mapped[str] = mapped_column(String(16), primary_key=True)
     completed: Mapped[bool] = mapped_column(primary_key=True)
     n: Mapped[int] = mapped_column(Integer)
+
+
+# --- people who use svarbot (the web desk and dashboard) -------------------------------------
+
+
+class UserRole(StrEnum):
+    """What a user of svarbot may do: watch delivery, answer respondents' questions, or both
+    and manage users."""
+
+    OPERATOR = "operator"
+    CONTACT = "contact"
+    ADMIN = "admin"
+
+
+class User(Base):
+    """A person who logs in to svarbot (an operator, a contact person, an admin)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[UserRole] = mapped_column(String(16))
+    #: Argon2id, with its parameters and salt (the PHC string); never the password.
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    password_changed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True),
+                                                             default=_utcnow)
+
+
+class AuditEvent(Base):
+    """Who changed what, and when: a user change, a reply, a replay, a release."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    #: The user, or `cli:<login>` for a command run in a terminal.
+    actor: Mapped[str] = mapped_column(String(120))
+    action: Mapped[str] = mapped_column(String(40))
+    #: What it was done to (a user name, an outbox id); never a password or an answer.
+    target: Mapped[str] = mapped_column(String(200), default="")

@@ -34,10 +34,11 @@ def _register_commands() -> None:
         run,
         storage,
         telegram,
+        user,
     )
 
     for module in (flow, storage, contacts, run, report, mail, outbox, plan, log, telegram,
-                   demo):
+                   user, demo):
         for command in module.COMMANDS:
             main.add_command(command)
 
