@@ -7,13 +7,16 @@ status 2 (how svarbot was called or configured) or 1 (a problem in what was chec
 from __future__ import annotations
 
 import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from bot.config import ConfigError, Settings, load_settings
 from flows.loader import QuestionnaireError, load_reference
 from flows.model import Questionnaire
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 CONFIG_HELP = "Configuration file (default: ./config.yaml, or $SVARBOT_CONFIG)."
 config_option = click.option("--config", "config_path", envvar="SVARBOT_CONFIG",
@@ -42,3 +45,16 @@ def questionnaire(path_or_id: str) -> Questionnaire:
         for problem in exc.problems:
             click.echo(problem, err=True)
         sys.exit(1)
+
+
+def open_configured(config_path: str | None) -> Engine:
+    """The configured database, checked and ready, or exit 2 with one line (the caller
+    disposes of the engine)."""
+    from storage.db import StorageError
+    from storage.migrate import open_database
+
+    settings = load_config(config_path)
+    try:
+        return open_database(settings.database.url)
+    except StorageError as exc:
+        fail(str(exc))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from bot.cli.common import config_option, load_config
+from bot.cli.common import config_option, open_configured
 from bot.cli.common import fail as _fail
 
 if TYPE_CHECKING:
@@ -38,19 +38,14 @@ def log_command(respondent_id: int | None, survey: str | None, tail: int | None,
     """
     from sqlalchemy.exc import SQLAlchemyError
 
-    from storage.db import StorageError, session_factory
+    from storage.db import session_factory
     from storage.history import recent_history, respondent_history
-    from storage.migrate import open_database
 
     if (respondent_id is None) == (tail is None):
         _fail("say whose history to show: --respondent ID, or --tail N for everyone's")
     if survey is not None and respondent_id is None:
         _fail("--survey goes with --respondent")
-    settings = load_config(config_path)
-    try:
-        engine = open_database(settings.database.url)
-    except StorageError as exc:
-        _fail(str(exc))
+    engine = open_configured(config_path)
     try:
         with session_factory(engine)() as session:
             if respondent_id is not None:

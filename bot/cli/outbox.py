@@ -13,28 +13,16 @@ from typing import TYPE_CHECKING
 
 import click
 
-from bot.cli.common import config_option, load_config
+from bot.cli.common import config_option, open_configured
 from bot.cli.common import fail as _fail
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
+    pass
 
 
 @click.group("outbox")
 def outbox() -> None:
     """Inspect and repair the queue of outbound messages."""
-
-
-def _open(config_path: str | None) -> Engine:
-    """The database engine from the configuration, or exit 2 with one line."""
-    from storage.db import StorageError
-    from storage.migrate import open_database
-
-    settings = load_config(config_path)
-    try:
-        return open_database(settings.database.url)
-    except StorageError as exc:
-        _fail(str(exc))
 
 
 @outbox.command("status")
@@ -48,7 +36,7 @@ def status_command(config_path: str | None) -> None:
     from storage.db import session_factory, transaction
     from storage.outbox import counts
 
-    engine = _open(config_path)
+    engine = open_configured(config_path)
     try:
         with transaction(session_factory(engine)) as session:
             rows = counts(session)
@@ -85,7 +73,7 @@ def retry_command(ids: tuple[int, ...], all_dead: bool, config_path: str | None)
         _fail("say which messages to replay: --id N (repeatable) or --all-dead")
     if ids and all_dead:
         _fail("--id and --all-dead exclude each other")
-    engine = _open(config_path)
+    engine = open_configured(config_path)
     try:
         with transaction(session_factory(engine)) as session:
             replayed = replay(session, ids=None if all_dead else list(ids),

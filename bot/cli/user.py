@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from bot.cli.common import config_option, load_config
+from bot.cli.common import config_option, open_configured
 from bot.cli.common import fail as _fail
 
 if TYPE_CHECKING:
@@ -38,15 +38,10 @@ def _password(from_stdin: bool) -> str:
 
 def _in_database(config_path: str | None, action: Callable[[Session], object]) -> None:
     """Run `action(session)` in one transaction on the configured database."""
-    from storage.db import StorageError, session_factory, transaction
-    from storage.migrate import open_database
+    from storage.db import session_factory, transaction
     from storage.users import UserError
 
-    settings = load_config(config_path)
-    try:
-        engine = open_database(settings.database.url)
-    except StorageError as exc:
-        _fail(str(exc))
+    engine = open_configured(config_path)
     try:
         with transaction(session_factory(engine)) as session:
             action(session)
