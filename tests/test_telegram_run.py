@@ -212,7 +212,9 @@ def test_on_postgresql_only_the_leader_polls(postgres_database: str) -> None:
                 await fake.wait_for("getUpdates", 3, timeout=15)
                 fake.message(MAYOR, "/start")
                 await fake.wait_sent(1, chat_id=MAYOR, timeout=15)
-                await asyncio.sleep(1.5)  # a few more polls: a second poller would show now
+                # A few more polls: a second poller would have been turned away by now.
+                await fake.wait_for("getUpdates", len(fake.calls("getUpdates")) + 3,
+                                    timeout=15)
                 assert fake.rejections("getUpdates") == []
                 assert len(fake.sent(MAYOR)) == 1
             finally:
