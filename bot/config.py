@@ -254,6 +254,8 @@ class SurveySettings(_Section):
     contact: str | None = None
     #: When invitations and reminders go out on their own; None: nothing is scheduled.
     plan: PlanSettings | None = None
+    #: The response rate each stratum should reach; the dashboard marks those below it.
+    target_rate: float = Field(default=0.5, ge=0, le=1)
 
 
 class PrivacySettings(_Section):
@@ -392,6 +394,51 @@ class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+class DeskSettings(_Section):
+    """The contact person's desk: where new questions are mailed."""
+
+    #: The desk's address: each new question is mailed there (None: only in the browser).
+    notify: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
+    #: `immediate`: one mail per question as it comes; `digest`: one mail at `digest_at`.
+    notify_mode: Literal["immediate", "digest"] = "immediate"
+    #: Local time of the daily digest (Europe/Oslo).
+    digest_at: str = Field(default="08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class WebSettings(_Section):
+    """The desk and dashboard in the browser (`svarbot web`, or `svarbot run` if enabled)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    #: The https address users open, behind a TLS reverse proxy (cookies are then Secure).
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
+    #: The interface language: nb (bokmål) or en.
+    lang: Literal["nb", "en"] = "nb"
+    #: A login ends after this many hours without use, and after `session_max_hours` at most.
+    idle_hours: float = Field(default=8.0, gt=0)
+    session_max_hours: float = Field(default=24.0, gt=0)
+    #: Failed logins allowed per user name or client address in 15 minutes.
+    login_attempts: int = Field(default=5, ge=1)
+    #: Seconds between the dashboard's refreshes.
+    refresh_seconds: int = Field(default=15, ge=2)
+    #: A started conversation with no reply for this many days is listed as stuck.
+    stuck_days: int = Field(default=7, ge=1)
+
+
+class AlertSettings(_Section):
+    """Mail to the operators when delivery goes wrong."""
+
+    #: Who gets alerts (empty: no alert mail; the dashboard shows them anyway).
+    to: tuple[str, ...] = ()
+    #: Alert when email sending has failed for this many minutes with mail waiting.
+    sending_down_minutes: int = Field(default=15, ge=1)
+    #: Alert when more than this share of the last hour's sends bounced (0.05 = 5 %) …
+    bounce_rate: float = Field(default=0.05, gt=0, le=1)
+    #: … once at least this many were sent in that hour.
+    bounce_min_sent: int = Field(default=50, ge=1)
+
+
 class Settings(_Section):
     """All of svarbot's settings."""
 
@@ -400,6 +447,9 @@ class Settings(_Section):
     privacy: PrivacySettings = PrivacySettings()
     email: EmailSettings = EmailSettings()
     telegram: TelegramSettings = TelegramSettings()
+    desk: DeskSettings = DeskSettings()
+    web: WebSettings = WebSettings()
+    alerts: AlertSettings = AlertSettings()
     dev_mode: DevModeSettings = DevModeSettings()
     logging: LoggingSettings = LoggingSettings()
 

@@ -336,6 +336,21 @@ class AnswerStore:
         return response_id
 
 
+class NoAnswerStore(AnswerStore):
+    """For a process that never records an answer (`svarbot web` without the link key): the
+    pages only re-show a page or answer a question, which records nothing. Should anything
+    try, it fails loudly instead of linking an answer with a made-up key."""
+
+    def __init__(self) -> None:
+        super().__init__(LinkKey(b"\0" * 32))
+
+    def record(self, session: Session, **_kwargs: object) -> str:
+        raise StorageError("this process records no answers (the link key is not set)")
+
+    def response_id(self, session: Session, token: str) -> str | None:
+        raise StorageError("this process reads no answers (the link key is not set)")
+
+
 # --- sealing --------------------------------------------------------------------------------
 
 

@@ -319,3 +319,19 @@ def telegram_unreachable(session: Session, invitation_ids: Sequence[int]) -> Non
     for invitation_id in sorted(invitation_ids):
         log.info("invitation %s: Telegram chat no longer reachable; email from now on",
                  invitation_id)
+
+
+def change_address(session: Session, invitation: Invitation, respondent: Respondent,
+                   email: str) -> None:
+    """Give the respondent a corrected email address (an operator's fix after a bounce).
+
+    Raises:
+        ValueError: another respondent already has that address.
+    """
+    address = normalise_email(email)
+    other = find_respondent(session, address)
+    if other is not None and other.id != respondent.id:
+        raise ValueError("another respondent already has that address")
+    respondent.email = address
+    invitation.email_address = address
+    invitation.answered_from_other_address = False

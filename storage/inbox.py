@@ -280,3 +280,14 @@ def newest_external(session: Session, channel: str) -> tuple[str, dt.datetime] |
         return None
     at = row.received_at
     return row.external_id, at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at
+
+
+def discard_quarantined(session: Session, inbox_id: int, *, now: dt.datetime) -> bool:
+    """An operator looked and threw a quarantined message away (its raw bytes go); False when
+    it was not quarantined."""
+    row = session.get(InboxMessage, inbox_id)
+    if row is None or row.status != InboxStatus.FAILED:
+        return False
+    mark_ignored(session, inbox_id, classification=row.classification or "unknown",
+                 reason="discarded by an operator", now=now)
+    return True

@@ -293,6 +293,10 @@ class DeskQuery(Base):
     """A respondent's question to the contact person, and the answer given."""
 
     __tablename__ = "desk_queries"
+    __table_args__ = (
+        Index("ix_desk_queries_reply_key", "reply_key", unique=True),
+        Index("ix_desk_queries_status", "status", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     invitation_id: Mapped[int] = mapped_column(ForeignKey("invitations.id", ondelete="CASCADE"),
@@ -302,6 +306,18 @@ class DeskQuery(Base):
     answer: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
     answered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    #: The channel the question came by (the answer goes back there).
+    channel: Mapped[str | None] = mapped_column(String(16))
+    #: The email thread of the question (its Message-ID last), so the answer is threaded.
+    thread: Mapped[list[str] | None] = mapped_column(JSON)
+    #: A random key in the reply address of the mail to the desk (`desk.notify`).
+    reply_key: Mapped[str | None] = mapped_column(String(43))
+    #: Who answered: a user name, or `email:<desk address>` for an answer by mail.
+    answered_by: Mapped[str | None] = mapped_column(String(120))
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    #: When the query was mailed to the desk's address (None: not yet).
+    notified_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 # --- the link -------------------------------------------------------------------------------
@@ -418,3 +434,56 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(40))
     #: What it was done to (a user name, an outbox id); never a password or an answer.
     target: Mapped[str] = mapped_column(String(200), default="")
+
+
+class CannedReply(Base):
+    """An answer the contact person keeps for questions that come again and again."""
+
+    __tablename__ = "canned_replies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(120))
+    lang: Mapped[str] = mapped_column(String(2))
+    text: Mapped[str] = mapped_column(Text)
+    updated_by: Mapped[str] = mapped_column(String(120))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+
+
+class WebSession(Base):
+    """A login in the browser, kept on the server: logging out or expiry deletes it.
+
+    `id` is the SHA-256 of the cookie's value, so a copy of the database lets no one in.
+    """
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    #: The token every form of this session carries.
+    csrf: Mapped[str] = mapped_column(String(43))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LoginFailure(Base):
+    """A failed login (the name tried and the client address): what throttling counts."""
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), index=True)
+    address: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow, index=True)
+
+
+class Heartbeat(Base):
+    """When a part of the running service last did its work (the leader's clock, the IMAP
+    check, the Telegram poll): what the health page and the alerts read."""
+
+    __tablename__ = "heartbeats"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    #: Which process, and anything short worth showing (never an address or a token).
+    detail: Mapped[str] = mapped_column(String(200), default="")

@@ -82,6 +82,7 @@ def set_password(session: Session, name: str, password: str, *, actor: str,
     moment = now or dt.datetime.now(dt.UTC)
     user.password_hash = _hasher.hash(password)
     user.password_changed_at = moment
+    _end_sessions(session, user.id)
     audit(session, actor=actor, action="password changed", target=name, now=moment)
 
 
@@ -91,8 +92,16 @@ def remove_user(session: Session, name: str, *, actor: str,
     user = find_user(session, name)
     if user is None:
         raise UserError(f"no user called {name!r}")
+    _end_sessions(session, user.id)
     session.delete(user)
     audit(session, actor=actor, action="user removed", target=name, now=now)
+
+
+def _end_sessions(session: Session, user_id: int) -> None:
+    """A new password or a removal logs the user out everywhere."""
+    from storage.web_sessions import end_sessions_of
+
+    end_sessions_of(session, user_id)
 
 
 def list_users(session: Session) -> list[User]:

@@ -430,7 +430,7 @@ def test_db_upgrade_from_0001_counts_the_answers_already_stored(
     result = CliRunner().invoke(main, ["db", "upgrade", "--config", _config(tmp_path, db_url)])
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == ("upgraded the database from schema revision 0001 to "
-                                     "0006")
+                                     "0007")
     after = _snapshot(db_url)
     assert {name: after[name] for name in before if name != "alembic_version"} == \
         {name: before[name] for name in before if name != "alembic_version"}
@@ -476,6 +476,6 @@ def test_upgrade_stops_when_a_questionnaire_cannot_be_read(db_url: str, tmp_path
     assert result.exit_code == 2
     assert result.stderr.strip() == f"svarbot: {message}"
     assert upgrade(db_url, questionnaires=lambda _reference: questionnaire()) == ("0001",
-                                                                                 "0006")
+                                                                                 "0007")
     assert json.dumps(_snapshot(db_url)["answer_counts"], ensure_ascii=False).count(
         "answered") > 0

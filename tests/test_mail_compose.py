@@ -224,12 +224,24 @@ def test_malformed_ids_from_inbound_mail_are_left_out() -> None:
 # --- unsubscribe and automatic-mail headers -----------------------------------------------
 
 
-@pytest.mark.parametrize("kind", KINDS)
+RESPONDENT_KINDS = [k for k in KINDS if k not in ("desk_notice", "alert")]
+
+
+@pytest.mark.parametrize("kind", RESPONDENT_KINDS)
 def test_unsubscribe_with_mailto_only_has_no_one_click(kind: str) -> None:
     message, _ = rendered(make(kind=kind))
     assert message["List-Unsubscribe"] == (
         f"<mailto:avmeld+{TOKEN}@svarbot.localhost?subject=avmeld>")
     assert message["List-Unsubscribe-Post"] is None
+
+
+@pytest.mark.parametrize("kind", ["desk_notice", "alert"])
+def test_mail_to_svarbots_own_people_has_no_unsubscribe(kind: str) -> None:
+    message, _ = rendered(make(kind=kind), settings=URL_SETTINGS)
+    assert message["List-Unsubscribe"] is None
+    assert message["List-Unsubscribe-Post"] is None
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert not str(message["Subject"]).startswith("Re:")
 
 
 @pytest.mark.parametrize("kind", ["invitation", "reminder", "page"])

@@ -178,13 +178,13 @@ def test_upgrade_creates_the_schema_in_an_empty_database(db_url: str) -> None:
 
 def test_an_older_database_must_be_upgraded_first(db_url: str) -> None:
     """A database behind this svarbot is not opened until `svarbot db upgrade` has run."""
-    assert head_revision() == "0006"
+    assert head_revision() == "0007"
     assert init_database(db_url, revision="0001") == "0001"
     with pytest.raises(StorageError) as caught:
         open_database(db_url)
     assert str(caught.value) == ("database schema revision 0001 is older than this svarbot "
                                  "(0006); run `svarbot db upgrade`")
-    assert upgrade(db_url) == ("0001", "0006")
+    assert upgrade(db_url) == ("0001", "0007")
     open_database(db_url).dispose()
 
 

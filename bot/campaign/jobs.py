@@ -58,6 +58,7 @@ from bot.conversation.outgoing import (
     others_than,
     queue_invitation,
     queue_message,
+    reaching_channel,
     reminder_key,
     sql_invitation_key,
 )
@@ -388,13 +389,8 @@ def reminder_channel(channels: Channels, planned: Channel, invitation: Invitatio
     """Where a reminder goes: the channel the respondent last wrote from (with `follow`),
     else the plan's, else any channel that still reaches them (a blocked chat falls back to
     email); None when none does."""
-    order: list[Channel] = []
-    if follow and invitation.last_channel is not None:
-        last = channels.get(invitation.last_channel)
-        if last is not None:
-            order.append(last)
-    order += [planned, *channels]
-    return next((c for c in order if c.address(invitation, respondent) is not None), None)
+    first = invitation.last_channel if follow else None
+    return reaching_channel(channels, (first, planned.name), invitation, respondent)
 
 
 def _due_now(plan: Plan, state: _State, now: dt.datetime) -> bool:

@@ -1,7 +1,8 @@
 """The campaign clock: APScheduler 3 used as a clock, never as a database.
 
-The four campaign jobs ("due-invitations", "due-reminders", "closing", "housekeeping") each ask
-the database what is due *now* and do it idempotently. APScheduler only says when to ask: the
+The campaign jobs ("due-invitations", "due-reminders", "closing", "housekeeping", and the
+desk's and the operators' mail: "desk-notices", "alerts", with the leader's "heartbeat") each
+ask the database what is due *now* and do it idempotently. APScheduler only says when to ask: the
 jobs live in a MemoryJobStore with fixed ids, and nothing about a campaign is stored in it. After
 a restart the database says what is due, so the scheduler has nothing to remember.
 
@@ -186,8 +187,13 @@ class CampaignClock:
 def campaign_ticks(session_factory: sessionmaker[Session], settings: Settings,
                    surveys: Mapping[str, SurveyContext], store: AnswerStore, *,
                    intervals: Mapping[str, float] = DEFAULT_INTERVALS) -> list[Tick]:
-    """The four production jobs, bound to this service's database, settings and surveys."""
+    """The production jobs, bound to this service's database, settings and surveys: the
+    campaign's four, mailing new questions to the desk, the alerts, and the leader's
+    heartbeat."""
+    from bot import health
     from bot.campaign import jobs as campaign
+    from bot.desk.notify import notify_desk
+    from bot.leader import process_name
 
     bodies: dict[str, JobBody] = {
         "due-invitations": partial(campaign.due_invitations, session_factory, settings,
@@ -196,5 +202,10 @@ def campaign_ticks(session_factory: sessionmaker[Session], settings: Settings,
                                  store),
         "closing": partial(campaign.close_due, session_factory, settings),
         "housekeeping": partial(campaign.housekeeping, session_factory, settings),
+        "desk-notices": partial(notify_desk, session_factory, settings, surveys),
+        "alerts": partial(health.mail_alerts, session_factory, settings),
+        "heartbeat": partial(health.leader_heartbeat, session_factory,
+                             detail=process_name()),
     }
-    return [Tick(job_id, bodies[job_id], intervals[job_id]) for job_id in JOB_IDS]
+    return [Tick(job_id, bodies[job_id], intervals.get(job_id, DEFAULT_INTERVALS[job_id]))
+            for job_id in JOB_IDS]

@@ -35,10 +35,11 @@ def _register_commands() -> None:
         storage,
         telegram,
         user,
+        web,
     )
 
     for module in (flow, storage, contacts, run, report, mail, outbox, plan, log, telegram,
-                   user, demo):
+                   user, web, demo):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -50,16 +50,19 @@ from bot.conversation.outgoing import (
     queue_outgoing,
 )
 from bot.conversation.steps import apply_step
+from bot.desk.answer import DeskError, answer_query
 from flows.engine import advance
 from flows.events import Inbound, OptOut, Prompt, Reply, Start
 from flows.session import from_json
 from storage.answers import AnswerStore
 from storage.db import transaction
+from storage.desk import find_by_reply_key
 from storage.identity import (
     find_invitation_by_start,
     find_invitation_by_token,
     flag_other_sender,
     flag_start_shared,
+    normalise_email,
     note_channel,
     set_away,
     set_status,
@@ -67,6 +70,7 @@ from storage.identity import (
 from storage.inbox import mark_ignored, mark_processed, next_received, quarantine
 from storage.outbox import find_by_message_id, mark_bounced, note_soft_bounce
 from storage.schema import (
+    DeskQuery,
     InboxMessage,
     Invitation,
     InvitationStatus,
@@ -156,6 +160,10 @@ class Dispatcher:
         related: list[object] = []
         if reading.start is not None:
             return self._start(session, row, channel, reading, now)
+        if reading.verdict in (Verdict.ANSWER, Verdict.QUERY) and reading.token is not None:
+            query = find_by_reply_key(session, reading.token)
+            if query is not None:
+                return self._desk_answer(session, row, reading, query, now)
         invitation = self._invitation(session, channel, reading, related)
         verdict = reading.verdict
         if reading.notice is not None:
@@ -196,6 +204,33 @@ class Dispatcher:
             log.warning("inbox %s quarantined: %s (%s)", row.id, reason, reading.reason)
             return f"quarantined:{reason}"
         return self._converse(session, row, channel, reading, invitation, now)
+
+    def _desk_answer(self, session: Session, row: InboxMessage, reading: Reading,
+                     query: DeskQuery, now: dt.datetime) -> Outcome:
+        """The contact person answered the desk's mail: the answer goes to the respondent.
+
+        Only from the desk's own address (the reply key alone is not enough); anything else
+        is quarantined for an operator to look at.
+        """
+        desk = self.settings.desk.notify
+        sender = normalise_email(reading.sender or "")
+        if desk is None or sender != normalise_email(desk):
+            quarantine(session, row.id, reason="desk_sender",
+                       detail="a reply to the desk's mail from another address", now=now)
+            return "quarantined:desk_sender"
+        try:
+            sent_on = answer_query(session, self.settings, self.surveys, self.store, query,
+                                   reading.text, by=f"email:{sender}", key=f"mail:{row.id}",
+                                   now=now)
+        except DeskError as exc:
+            mark_ignored(session, row.id, classification="desk_answer", reason=str(exc),
+                         now=now)
+            log.warning("inbox %s: desk answer not sent: %s", row.id, exc)
+            return "ignored:desk_answer"
+        self._queued.add(sent_on.name)
+        mark_processed(session, row.id, classification="desk_answer", invitation_id=None,
+                       now=now, detail=f"query {query.id}")
+        return "desk:answered"
 
     @staticmethod
     def _ignore(session: Session, row: InboxMessage, reading: Reading,
@@ -337,7 +372,8 @@ class Dispatcher:
         else:
             inbound = Reply(reading.text, channel=channel.style)
         step = advance(q, conversation, inbound, now=now)
-        apply_step(session, self.store, invitation, respondent, step, now=now, questionnaire=q)
+        apply_step(session, self.store, invitation, respondent, step, now=now, questionnaire=q,
+                   channel=channel.name, thread=_thread(reading))
         prompts: tuple[Prompt, ...] = step.prompts
         if prompts:
             queue_message(session, answering, survey, invitation, respondent, step.session,
@@ -357,3 +393,12 @@ def _classification(reading: Reading) -> str:
     if reading.start is not None:
         return "start"
     return "unknown" if reading.verdict is Verdict.IGNORE else str(reading.verdict)
+
+
+def _thread(reading: Reading) -> tuple[str, ...]:
+    """The message's thread with its own Message-ID last (where an answer to it belongs)."""
+    reply = reading.reply
+    if reply is None:
+        return ()
+    own = (reply.message_id,) if reply.message_id else ()
+    return (*reply.references, *own)

@@ -128,15 +128,16 @@ def _join_links(session: Session, others: Sequence[Channel], invitation: Invitat
 
 
 def queue_outgoing(session: Session, channel: Channel, rows: Sequence[Outgoing], *, key: str,
-                   kind: str, now: dt.datetime, invitation_id: int | None = None) -> int:
+                   kind: str, now: dt.datetime, invitation_id: int | None = None,
+                   not_before: dt.datetime | None = None) -> int:
     """Queue the channel's own rows (a note to a chat not yet bound, the answer to a button
-    press) under `key`, `key:2` …; how many were new."""
+    press, a mail to the desk) under `key`, `key:2` …; how many were new."""
     queued = 0
     for n, out in enumerate(rows):
         if enqueue(session, idempotency_key=key if n == 0 else f"{key}:{n + 1}",
                    channel=channel.name, kind=kind, recipient=out.recipient,
                    payload=out.payload, message_id=out.message_id,
-                   invitation_id=invitation_id, now=now) is not None:
+                   invitation_id=invitation_id, now=now, not_before=not_before) is not None:
             queued += 1
     return queued
 
@@ -214,6 +215,16 @@ def queue_invitations(session: Session, channel: Channel, survey: SurveyContext,
 def others_than(channels: Channels, channel: Channel) -> list[Channel]:
     """The enabled channels other than `channel` (whose links a message carries)."""
     return [other for other in channels if other.name != channel.name]
+
+
+def reaching_channel(channels: Channels, preferred: Sequence[str | None],
+                     invitation: Invitation, respondent: Respondent) -> Channel | None:
+    """The first of the `preferred` channels (by name; None entries are passed over) that
+    reaches the respondent, else any enabled channel that does (a blocked chat falls back to
+    email); None when none does."""
+    order = [c for c in (channels.get(name) for name in preferred if name) if c is not None]
+    order += list(channels)
+    return next((c for c in order if c.address(invitation, respondent) is not None), None)
 
 
 def invitation_channel(channels: Channels, survey: SurveyContext) -> Channel:

@@ -10,6 +10,7 @@ question to a person goes to the contact person's desk.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
 
@@ -35,12 +36,15 @@ _OPEN = (InvitationStatus.PENDING, InvitationStatus.INVITED, InvitationStatus.DE
 
 def apply_step(session: Session, store: AnswerStore, invitation: Invitation,
                respondent: Respondent, step: Step, *, now: dt.datetime,
-               questionnaire: Questionnaire | None = None) -> None:
+               questionnaire: Questionnaire | None = None, channel: str | None = None,
+               thread: Sequence[str] = ()) -> None:
     """Store `step` for `invitation`: session state, status, answers (by link only) and the
     questions for the contact person.
 
     `questionnaire` is the one the step came from (it tells the store which answers are free
-    text); without it the store loads the survey's own.
+    text); without it the store loads the survey's own. `channel` and `thread` say where a
+    question for the contact person came from (the channel, and the email thread with the
+    question's Message-ID last), so that the answer goes back into that conversation.
     """
     save_conversation(invitation, to_json(step.session), now=now)
     recorded = {e.answer_id for e in step.events if isinstance(e, AnswerRecorded)}
@@ -56,7 +60,8 @@ def apply_step(session: Session, store: AnswerStore, invitation: Invitation,
         set_status(session, invitation, status, _reason(step), now=now)
     for event in step.events:
         if isinstance(event, QueryRaised):
-            open_query(session, invitation.id, event.text, now=now)
+            open_query(session, invitation.id, event.text, now=now, channel=channel,
+                       thread=thread)
 
 
 def _status_after(invitation: Invitation, step: Step) -> InvitationStatus | None:

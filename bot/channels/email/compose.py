@@ -49,13 +49,18 @@ __all__ = [
     "reply_address",
 ]
 
-KINDS = ("invitation", "reminder", "page", "confirmation", "closed", "info")
+KINDS = ("invitation", "reminder", "page", "confirmation", "closed", "info", "desk_reply",
+         "desk_notice", "alert")
 LANGS = ("nb", "nn", "en")
 
 #: Kinds sent on our own initiative; the rest answer a respondent's mail (RFC 3834 §5).
-_UNSOLICITED = frozenset({"invitation", "reminder"})
-#: Kinds that ask questions, so they explain how to answer and how to opt out.
-_ASKING = frozenset({"invitation", "reminder", "page"})
+_UNSOLICITED = frozenset({"invitation", "reminder", "desk_notice", "alert"})
+#: Kinds that ask questions, so they explain how to answer and how to opt out. (A desk reply
+#: is followed by the page the respondent was at.)
+_ASKING = frozenset({"invitation", "reminder", "page", "desk_reply"})
+#: Kinds to svarbot's own people (the desk, the operators), not to a respondent: no
+#: unsubscribe header (there is nothing to leave), and a subject of their own.
+_TO_DESK = frozenset({"desk_notice", "alert"})
 
 #: Where our own paragraphs are wrapped: below the 78 characters every client shows unbroken.
 _WIDTH = 76
@@ -71,6 +76,9 @@ _PHRASES: dict[str, tuple[str, str, str]] = {
     "subject": ("{title}: vil du svare?",
                 "{title}: vil du svare?",
                 "{title}: will you take part?"),
+    "desk_subject": ("Spørsmål til kontaktpersonen: {title}",
+                     "Spørsmål til kontaktpersonen: {title}",
+                     "A question for the contact person: {title}"),
     "reminder_prefix": ("Påminnelse: ", "Påminning: ", "Reminder: "),
     "marker": ("--- Skriv svaret ditt over denne linjen ---",
                "--- Skriv svaret ditt over denne linja ---",
@@ -140,6 +148,9 @@ _INTRO: dict[str, tuple[str, ...]] = {
     "invitation": ("invitation", "next"),
     "reminder": ("reminder", "anonymity"),
     "page": ("page",),
+    "desk_reply": (),
+    "desk_notice": (),
+    "alert": (),
     "confirmation": (),
     "closed": ("closed",),
     "info": (),
@@ -391,6 +402,10 @@ def base_subject(mail: OutgoingMail) -> str:
 
 def _subject(mail: OutgoingMail) -> str:
     base = base_subject(mail)
+    if mail.kind == "alert":
+        return f"svarbot: {mail.survey_title}"
+    if mail.kind in _TO_DESK:
+        return _phrase("desk_subject", mail.lang).format(title=mail.survey_title)
     if mail.kind == "invitation":
         return base
     if mail.kind == "reminder":
@@ -607,9 +622,11 @@ def render(mail: OutgoingMail, *, message_id: str, settings: EmailSettings,
         _items("References", _references(mail, settings)),
         _items("Reply-To", _mailbox(sender_name, reply_to),
                value=_display(sender_name, reply_to)),
-        _items("List-Unsubscribe", [*(u + "," for u in unsubscribe[:-1]), unsubscribe[-1]]),
     ]
-    if one_click:
+    if mail.kind not in _TO_DESK:
+        headers.append(_items("List-Unsubscribe",
+                              [*(u + "," for u in unsubscribe[:-1]), unsubscribe[-1]]))
+    if one_click and mail.kind not in _TO_DESK:
         headers.append(_constant("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
     headers += [
         _constant("Auto-Submitted",

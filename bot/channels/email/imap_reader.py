@@ -46,6 +46,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import EmailSettings, Settings
 from storage.db import transaction
+from storage.health import Pulse
 from storage.inbox import message_id_of, normalise_message_id, quarantine, store_inbound
 
 log = logging.getLogger(__name__)
@@ -201,6 +202,7 @@ class ImapReader:
         self.connections = 0
         #: Rows this reader added to the inbox.
         self.stored = 0
+        self._pulse = Pulse(session_factory, "imap", detail=self._imap.folder)
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -350,6 +352,7 @@ class ImapReader:
             # must not spin this loop; the next round (poll_seconds) tries it again.
             uids = sorted(set(client.search(["UNDELETED"])) - handled)
             if not uids:
+                self._pulse(self._now())
                 return
             handled.update(uids)
             for start in range(0, len(uids), BATCH):

@@ -31,6 +31,7 @@ from bot.channels.telegram.texts import COMMANDS
 from bot.channels.telegram.transport import retry_seconds
 from bot.config import TelegramSettings
 from storage.db import transaction
+from storage.health import Pulse
 from storage.inbox import newest_external, store_inbound
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ class Poller:
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        self._pulse = Pulse(session_factory, "telegram", detail="polling")
 
     async def start(self) -> None:
         self._stop.clear()
@@ -125,6 +127,7 @@ class Poller:
                     offset=offset, timeout=self._settings.poll_timeout,
                     allowed_updates=list(ALLOWED_UPDATES))
                 backoff = 1.0
+                await asyncio.to_thread(self._pulse, self._clock())
             except Conflict:
                 log.warning("telegram: another process polls this bot (409 Conflict); "
                             "trying again in 5 s")
