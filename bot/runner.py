@@ -81,6 +81,8 @@ class Service:
     receivers: list[Receiver] = field(init=False, default_factory=list)
     leading: list[Receiver] = field(init=False, default_factory=list)
     clock: CampaignClock | None = field(init=False, default=None)
+    #: The desk and dashboard, when `web.enabled` (its `port` is the one bound).
+    web: Any = field(init=False, default=None)
     _parts: list[Receiver] = field(init=False, default_factory=list)
     _loop: asyncio.AbstractEventLoop | None = field(init=False, default=None)
 
@@ -146,6 +148,8 @@ class Service:
         tasks = [asyncio.create_task(sender.run(stop), name=f"sender:{name}")
                  for name, sender in self.senders.items()]
         tasks.append(asyncio.create_task(self.dispatcher.run(stop), name="dispatcher"))
+        if self.settings.web.enabled and self.listen:
+            tasks.append(await self._serve_web(stop))
         if self.leadership is None:
             await self._lead()
             tasks.append(asyncio.create_task(self._hold(stop), name="leader"))
@@ -167,6 +171,29 @@ class Service:
                 if isinstance(result, Exception):
                     log.error("%s ended with an error: %r", task.get_name(), result)
             log.info("svarbot stopped")
+
+    async def _serve_web(self, stop: asyncio.Event) -> asyncio.Task[None]:
+        """Start the desk and dashboard (`web.enabled`); returns once it listens.
+
+        Raises:
+            OSError: the port cannot be bound.
+        """
+        from bot.web.context import WebContext
+        from bot.web.serve import WebServer
+
+        ctx = WebContext(settings=self.settings, factory=self.session_factory,
+                         surveys=self.surveys, store=self.store,
+                         on_queued=lambda: self._queued_elsewhere(set(self.channels.names())))
+        self.web = WebServer(ctx, host=self.settings.web.host, port=self.settings.web.port)
+        ready = asyncio.Event()
+        task = asyncio.create_task(self.web.run(stop, on_ready=lambda _s: ready.set()),
+                                   name="web")
+        waiting = asyncio.create_task(ready.wait())
+        await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            waiting.cancel()
+            task.result()  # raises why it could not start
+        return task
 
     async def _lead(self) -> None:
         """Start what only the leader runs: the mailbox and chat pollers, the campaign clock."""

@@ -75,7 +75,9 @@ from storage.schema import (
     OutboxMessage,
     OutboxStatus,
     Respondent,
+    UserRole,
 )
+from storage.users import add_user
 
 #: The first day of fieldwork in the demo (the 2020 barometer went out on 15 October 2019).
 FIELDWORK_START = datetime(2019, 10, 15, 9, 0, tzinfo=UTC)
@@ -506,13 +508,34 @@ def run_demo(settings: Settings, *, respondents: int, seed: int, folder: Path,
             background = q.pages[0].id
             shown = [t for t in report.tables if t.spec.item.page != background][:SHOWN_ITEMS]
             print_report(replace(report, tables=tuple(shown)), console)
+    logins = _demo_users(factory)
     engine.dispose()
     console.print(f"\nDemoen ligger i {folder}/: databasen svarbot.db, rammene og utvalget (CSV) "
                   f"og {config_path.name}.\nHele rapporten: svarbot report --survey "
                   f"virksomhetsleder-2020 --by sector --config {config_path}\n"
                   f"Slik leser svarbot en e-post: svarbot mail inspect FIL.eml "
                   f"--config {config_path}")
+    web = settings.web
+    console.print(f"Oversikten og spørsmålene i nettleseren: svarbot web --config {config_path}"
+                  f"\n  åpne http://{web.host}:{web.port}/ og logg inn som "
+                  + " eller ".join(f"{name} (passord {password})"
+                                   for name, password in logins.items()))
     return result
+
+
+#: The demo's people who log in: an operator and a contact person.
+DEMO_USERS = (("operator", UserRole.OPERATOR), ("kontakt", UserRole.CONTACT))
+
+
+def _demo_users(factory: sessionmaker[Session]) -> dict[str, str]:
+    """An operator and a contact person with fresh passwords (printed, for this demo only)."""
+    logins = {}
+    with transaction(factory) as session:
+        for name, role in DEMO_USERS:
+            password = secrets.token_urlsafe(9)
+            add_user(session, name, role, password, actor="svarbot demo")
+            logins[name] = password
+    return logins
 
 
 def _print_summary(console: Console, result: Fieldwork) -> None:
