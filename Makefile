@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench bench-report bench-mail bench-telegram clean
+.PHONY: demo test lint typecheck pytest bench bench-report bench-mail bench-telegram bench-web clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,9 @@ bench-mail: $(STAMP)
 
 bench-telegram: $(STAMP)
 	$(BIN)/python bench/telegram_wave.py
+
+bench-web: $(STAMP)
+	$(BIN)/python bench/web_pages.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

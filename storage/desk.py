@@ -50,6 +50,7 @@ def open_query(session: Session, invitation_id: int, text: str, *, now: dt.datet
     query = DeskQuery(invitation_id=invitation_id, text=text, created_at=now, updated_at=now,
                       channel=channel, thread=list(thread) or None)
     session.add(query)
+    session.flush()  # the id: the desk's mail and the reply key name the query
     return query
 
 

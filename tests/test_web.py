@@ -390,6 +390,10 @@ def test_closing_without_answer_and_reopening_when_the_respondent_writes(
             DeskQuery.invitation_id == 1)).all()
     assert len(queries) == 1  # the answered one is open again, not a second query
     assert queries[0].status == QueryStatus.OPEN
+    with world.factory() as session:
+        notices = session.scalars(select(OutboxMessage).where(
+            OutboxMessage.kind == "desk_notice", OutboxMessage.recipient == DESK)).all()
+    assert len(notices) == 3  # the reopened question is told to the desk again
     assert "hvem betaler" in queries[0].text
     assert "Hvem kan jeg kontakte" in queries[0].text
 
@@ -413,8 +417,8 @@ def test_canned_replies_are_kept_and_inserted(run: WebRun, world: World) -> None
 
 
 def _desk_notice(world: World) -> bytes:
+    """The desk's mail about the first question (queued by the dispatcher when it came)."""
     now = NOW + dt.timedelta(hours=2)
-    assert notify_desk(world.factory, world.settings, world.surveys, now=now) == 2
     assert notify_desk(world.factory, world.settings, world.surveys, now=now) == 0
     with world.factory() as session:
         row = session.scalars(select(OutboxMessage).where(
@@ -427,6 +431,11 @@ def _desk_notice(world: World) -> bytes:
 
 
 def test_each_new_question_is_mailed_to_the_desk_with_who_asks(world: World) -> None:
+    with world.factory() as session:
+        notices = session.scalars(select(OutboxMessage).where(
+            OutboxMessage.kind == "desk_notice")).all()
+        assert [n.recipient for n in notices] == [DESK, DESK]
+        assert all(q.notified_at is not None for q in session.scalars(select(DeskQuery)))
     raw = _desk_notice(world)
     message = email.message_from_bytes(raw, policy=default_policy)
     assert str(message["Subject"]).startswith("Spørsmål til kontaktpersonen")
@@ -608,3 +617,38 @@ def test_no_page_for_any_role_shows_an_answer(run: WebRun, world: World) -> None
                 body = v.http.get(path + suffix).text
                 for secret in secrets:
                     assert secret not in body, (name, path + suffix, secret)
+
+
+def test_the_interface_can_be_english_one_language_per_page(world: World) -> None:
+    from bot.config import WebSettings
+    with WebRun(context(world, web=WebSettings(lang="en"))) as running:
+        v = running.visitor("admin")
+        pages = {path: v.http.get(path).text for path in OPERATOR_PAGES + DESK_PAGES}
+    assert all(response for response in pages.values())
+    assert '<html lang="en">' in pages["/dashboard"]
+    assert "How far they have got" in pages["/dashboard"]
+    assert "Download as CSV" in pages["/log"]
+    for path, html in pages.items():
+        for norwegian in ("Last ned som CSV", "Logg ut", "Hvor langt", "Leveringslogg"):
+            assert norwegian not in html, (path, norwegian)
+
+
+def test_a_digest_holds_the_desks_mail_until_the_digest_hour(tmp_path: Path) -> None:
+    from bot.config import DeskSettings
+    from bot.desk.notify import next_digest
+    world = web_world(tmp_path)
+    settings = world.settings.model_copy(update={"desk": DeskSettings(
+        notify=DESK, notify_mode="digest", digest_at="08:00")})
+    with transaction(world.factory) as session:
+        for query in session.scalars(select(DeskQuery)):
+            query.notified_at = None
+        session.execute(OutboxMessage.__table__.delete().where(
+            OutboxMessage.kind == "desk_notice"))
+    now = dt.datetime(2019, 10, 16, 12, 0, tzinfo=dt.UTC)  # 14:00 in Oslo
+    assert notify_desk(world.factory, settings, world.surveys, now=now) == 2
+    due = next_digest("08:00", now)
+    assert due == dt.datetime(2019, 10, 17, 6, 0, tzinfo=dt.UTC)  # 08:00 CEST next morning
+    with world.factory() as session:
+        held = session.scalars(select(OutboxMessage.next_attempt_at).where(
+            OutboxMessage.kind == "desk_notice")).all()
+    assert [h.replace(tzinfo=dt.UTC) for h in held] == [due, due]

@@ -51,6 +51,7 @@ from bot.conversation.outgoing import (
 )
 from bot.conversation.steps import apply_step
 from bot.desk.answer import DeskError, answer_query
+from bot.desk.notify import queue_notice
 from flows.engine import advance
 from flows.events import Inbound, OptOut, Prompt, Reply, Start
 from flows.session import from_json
@@ -372,8 +373,11 @@ class Dispatcher:
         else:
             inbound = Reply(reading.text, channel=channel.style)
         step = advance(q, conversation, inbound, now=now)
-        apply_step(session, self.store, invitation, respondent, step, now=now, questionnaire=q,
-                   channel=channel.name, thread=_thread(reading))
+        asked = apply_step(session, self.store, invitation, respondent, step, now=now,
+                           questionnaire=q, channel=channel.name, thread=_thread(reading))
+        if asked is not None and queue_notice(session, self.settings, self.surveys, asked,
+                                              now=now):
+            self._queued.add("email")
         prompts: tuple[Prompt, ...] = step.prompts
         if prompts:
             queue_message(session, answering, survey, invitation, respondent, step.session,

@@ -27,7 +27,7 @@ from flows.session import Status, to_json
 from storage.answers import AnswerStore, strata_for
 from storage.desk import open_query
 from storage.identity import save_conversation, set_status
-from storage.schema import Invitation, InvitationStatus, Respondent
+from storage.schema import DeskQuery, Invitation, InvitationStatus, Respondent
 
 #: Statuses a conversation step may move an invitation out of.
 _OPEN = (InvitationStatus.PENDING, InvitationStatus.INVITED, InvitationStatus.DELIVERED,
@@ -37,7 +37,7 @@ _OPEN = (InvitationStatus.PENDING, InvitationStatus.INVITED, InvitationStatus.DE
 def apply_step(session: Session, store: AnswerStore, invitation: Invitation,
                respondent: Respondent, step: Step, *, now: dt.datetime,
                questionnaire: Questionnaire | None = None, channel: str | None = None,
-               thread: Sequence[str] = ()) -> None:
+               thread: Sequence[str] = ()) -> DeskQuery | None:
     """Store `step` for `invitation`: session state, status, answers (by link only) and the
     questions for the contact person.
 
@@ -45,6 +45,7 @@ def apply_step(session: Session, store: AnswerStore, invitation: Invitation,
     text); without it the store loads the survey's own. `channel` and `thread` say where a
     question for the contact person came from (the channel, and the email thread with the
     question's Message-ID last), so that the answer goes back into that conversation.
+    Returns the desk query the step opened (or reopened), if any.
     """
     save_conversation(invitation, to_json(step.session), now=now)
     recorded = {e.answer_id for e in step.events if isinstance(e, AnswerRecorded)}
@@ -58,10 +59,12 @@ def apply_step(session: Session, store: AnswerStore, invitation: Invitation,
     status = _status_after(invitation, step)
     if status is not None and status != invitation.status and invitation.status in _OPEN:
         set_status(session, invitation, status, _reason(step), now=now)
+    opened = None
     for event in step.events:
         if isinstance(event, QueryRaised):
-            open_query(session, invitation.id, event.text, now=now, channel=channel,
-                       thread=thread)
+            opened = open_query(session, invitation.id, event.text, now=now, channel=channel,
+                                thread=thread)
+    return opened
 
 
 def _status_after(invitation: Invitation, step: Step) -> InvitationStatus | None:

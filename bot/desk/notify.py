@@ -22,7 +22,7 @@ from bot.config import Settings
 from bot.conversation.outgoing import SurveyContext, queue_outgoing
 from bot.desk.where import standing
 from storage.db import transaction
-from storage.desk import mark_notified, reply_key, unnotified
+from storage.desk import QUESTION_SEPARATOR, mark_notified, reply_key, unnotified
 from storage.history import local_time
 from storage.schema import DeskQuery, Invitation, Respondent
 
@@ -34,34 +34,41 @@ _CHANNEL = {"email": "e-post", "telegram": "Telegram"}
 
 def notify_desk(factory: sessionmaker[Session], settings: Settings,
                 surveys: Mapping[str, SurveyContext], *, now: dt.datetime) -> int:
-    """Queue a mail to the desk for each open question not yet told; how many were queued."""
-    desk = settings.desk
-    if desk.notify is None:
-        return 0
-    email = configured_channels(settings).get("email")
-    if email is None:
+    """Queue a mail to the desk for each open question not yet told; how many were queued
+    (the leader's clock; questions are usually told at once, when they arrive)."""
+    if settings.desk.notify is None:
         return 0
     queued = 0
     with transaction(factory) as session:
         for query in unnotified(session):
-            invitation = session.get_one(Invitation, query.invitation_id)
-            respondent = session.get_one(Respondent, invitation.respondent_id)
-            survey = surveys.get(invitation.survey_id)
-            if survey is None:
-                continue
-            message = Message(kind="desk_notice", lang="nb", token=reply_key(query),
-                              to_name="", survey_title=survey.questionnaire.title.get("nb"),
-                              prompts=notice_text(settings, survey, query, invitation,
-                                                  respondent),
-                              progress=None, contact=None)
-            rows = email.outgoing(message, desk.notify)
-            asked_at = query.updated_at or query.created_at
-            not_before = (next_digest(desk.digest_at, now) if desk.notify_mode == "digest"
-                          else None)
-            queued += queue_outgoing(session, email, rows, kind="desk_notice", now=now,
-                                     key=f"desk-notice:{query.id}:{asked_at.isoformat()}",
-                                     not_before=not_before)
-            mark_notified(query, now=now)
+            queued += queue_notice(session, settings, surveys, query, now=now)
+    return queued
+
+
+def queue_notice(session: Session, settings: Settings, surveys: Mapping[str, SurveyContext],
+                 query: DeskQuery, *, now: dt.datetime) -> int:
+    """Queue the mail that tells the desk about `query` (held until the digest with
+    `notify_mode: digest`); how many rows were queued (0: no desk address, or told before)."""
+    desk = settings.desk
+    email = configured_channels(settings).get("email")
+    if desk.notify is None or email is None or query.notified_at is not None:
+        return 0
+    invitation = session.get_one(Invitation, query.invitation_id)
+    respondent = session.get_one(Respondent, invitation.respondent_id)
+    survey = surveys.get(invitation.survey_id)
+    if survey is None:
+        return 0
+    message = Message(kind="desk_notice", lang="nb", token=reply_key(query), to_name="",
+                      survey_title=survey.questionnaire.title.get("nb"),
+                      prompts=notice_text(settings, survey, query, invitation, respondent),
+                      progress=None, contact=None)
+    questions = query.text.count(QUESTION_SEPARATOR) + 1  # one notice per question asked
+    not_before = next_digest(desk.digest_at, now) if desk.notify_mode == "digest" else None
+    queued = queue_outgoing(session, email, email.outgoing(message, desk.notify),
+                            kind="desk_notice", now=now,
+                            key=f"desk-notice:{query.id}:{questions}",
+                            not_before=not_before)
+    mark_notified(query, now=now)
     return queued
 
 
