@@ -154,7 +154,9 @@ class Invitation(Base):
     __tablename__ = "invitations"
     __table_args__ = (
         UniqueConstraint("respondent_id", "survey_id", name="uq_invitations_respondent_survey"),
-        Index("ix_invitations_survey_status", "survey_id", "status"),
+        Index("ix_invitations_funnel", "survey_id", "status", "last_channel", "away_until"),
+        Index("ix_invitations_survey_respondent", "survey_id", "respondent_id", "status"),
+        Index("ix_invitations_status_contact", "status", "last_contact_at"),
         Index("ix_invitations_telegram_start", "telegram_start", unique=True),
     )
 
@@ -199,6 +201,7 @@ class InvitationEvent(Base):
     """
 
     __tablename__ = "invitation_events"
+    __table_args__ = (Index("ix_invitation_events_status", "status", "invitation_id", "at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     invitation_id: Mapped[int] = mapped_column(
@@ -213,7 +216,11 @@ class OutboxMessage(Base):
     """Every outbound message, from queued to sent (or dead, for an operator to replay)."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        Index("ix_outbox_invitation", "invitation_id", "kind", "status", "channel", "sent_at"),
+        Index("ix_outbox_channel_sent", "channel", "sent_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     #: Makes enqueueing idempotent: the same invitation wave enqueues nothing twice.
@@ -240,6 +247,7 @@ class OutboxEvent(Base):
     """One step in an outbound message's delivery history (attempts, bounces, reasons)."""
 
     __tablename__ = "outbox_events"
+    __table_args__ = (Index("ix_outbox_events_status_at", "status", "at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id", ondelete="CASCADE"),

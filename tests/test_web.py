@@ -257,7 +257,7 @@ def test_the_funnel_equals_the_database(run: WebRun, world: World) -> None:
         open_queries = session.scalar(select(func.count()).where(
             DeskQuery.status == QueryStatus.OPEN))
         expected = {
-            "I utvalget": count(), "Sendt": sent,
+            "I utvalget": count(), "Invitasjon sendt": sent,
             "Bounce, permanent": count(Invitation.status == InvitationStatus.BOUNCED),
             "Fullført": count(Invitation.status == InvitationStatus.FINISHED),
             "Borte (autosvar)": count(Invitation.away_until >= NOW.date()),
@@ -288,7 +288,7 @@ def test_the_chart_is_an_svg_with_a_text_alternative(run: WebRun) -> None:
     html = _visitor(run, "ola").http.get("/dashboard").text
     assert '<svg xmlns="http://www.w3.org/2000/svg"' in html
     assert 'role="img"' in html
-    assert re.search(r"<desc id=\"chart-desc\">[^<]*Sendt 6", html)
+    assert re.search(r"<desc id=\"chart-desc\">[^<]*Meldinger sendt 6", html)
     assert 'data-refresh="15"' in html
 
 
@@ -327,7 +327,7 @@ def test_the_queue_shows_who_asks_and_where_they_stand(run: WebRun) -> None:
     assert first[6] == "e-post"
     assert "Hvem kan jeg kontakte" in first[7]
     assert first[8].startswith("spørsmål 1:")
-    assert first[3] == "virksomhetsleder, sykehjem"
+    assert first[3] == "virksomhetsleder, Sykehjem eller bo- og behandlingssenter"
 
 
 def test_an_answer_in_the_browser_is_queued_threaded_in_the_respondents_mail(
@@ -571,6 +571,23 @@ def test_stuck_and_bounced_are_listed_for_follow_up(world: World) -> None:
     assert [r[0] for r in stuck[1:]] == ["Leder Nummer2"]
     assert [r[1] for r in bounced[1:]] == ["leder5@kommune5.example"]
 
+
+
+def test_a_long_list_shows_its_first_rows_and_the_csv_has_all(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.web.pages import delivery
+    monkeypatch.setattr(delivery, "_PAGE_ROWS", 2)
+    with transaction(world.factory) as session:
+        for n in (2, 3, 4, 5):
+            session.get_one(Invitation, n).status = InvitationStatus.BOUNCED
+    with WebRun(context(world)) as running:
+        v = _visitor(running, "ola")
+        html = v.http.get("/attention").text
+        rows = _csv(v.http.get("/attention?format=csv").text)
+    assert "de 2 første vises; alle står i CSV-fila" in html
+    assert html.count("/respondent/") == 2
+    bounced = _block(rows, "Bounce: trenger ny adresse eller erstatter")
+    assert len(bounced) == 1 + 4
 
 def test_health_shows_traffic_queues_and_an_alert_when_sending_is_down(world: World) -> None:
     from storage.outbox import mark_retry

@@ -20,7 +20,7 @@ from bot.channels.base import Message
 from bot.channels.registry import configured_channels
 from bot.config import Settings
 from bot.conversation.outgoing import SurveyContext, queue_outgoing
-from bot.desk.where import standing
+from bot.desk.where import role_text, standing
 from storage.db import transaction
 from storage.desk import QUESTION_SEPARATOR, mark_notified, reply_key, unnotified
 from storage.history import local_time
@@ -28,7 +28,6 @@ from storage.schema import DeskQuery, Invitation, Respondent
 
 _ZONE = ZoneInfo("Europe/Oslo")
 
-_ROLE = {"unit_leader": "virksomhetsleder", "mayor": "ordfører"}
 _CHANNEL = {"email": "e-post", "telegram": "Telegram"}
 
 
@@ -85,8 +84,8 @@ def next_digest(at: str, now: dt.datetime) -> dt.datetime:
 def notice_text(settings: Settings, survey: SurveyContext, query: DeskQuery,
                 invitation: Invitation, respondent: Respondent) -> tuple[str, ...]:
     """The mail's paragraphs: who asks, where they stand, the question, how to answer."""
-    who = ", ".join(part for part in (respondent.name, _ROLE.get(respondent.role, ""),
-                                      respondent.unit_type or "",
+    who = ", ".join(part for part in (respondent.name,
+                                      role_text(survey.questionnaire, respondent),
                                       f"{respondent.municipality_name} kommune") if part)
     place = standing(survey.questionnaire, invitation)
     channel = _CHANNEL.get(query.channel or "email", query.channel or "e-post")

@@ -12,7 +12,11 @@ from html import escape
 
 from storage.dashboard import Day
 
-WIDTH, HEIGHT, PAD, AXIS = 720, 220, 28, 40
+WIDTH, HEIGHT, PAD, AXIS = 720, 220, 28, 48
+MAX_SLOT = 72
+FONT = 14
+#: About how wide a character of the legend is at FONT (to place the second entry after it).
+CHAR_WIDTH = 8
 SENT_FILL, DONE_FILL = "#1f5fa8", "#2e7d32"
 
 
@@ -21,7 +25,7 @@ def day_chart(days: Sequence[Day], *, title: str, sent_label: str, done_label: s
     if not days:
         return ""
     top = max(max(d.sent, d.finished) for d in days) or 1
-    slot = (WIDTH - AXIS - PAD) / len(days)
+    slot = min(MAX_SLOT, (WIDTH - AXIS - PAD) / len(days))  # a day or two stay bars, not walls
     bar = max(1.0, slot * 0.4)
     plot = HEIGHT - 2 * PAD
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
@@ -30,8 +34,10 @@ def day_chart(days: Sequence[Day], *, title: str, sent_label: str, done_label: s
              f'<desc id="chart-desc">{escape(_describe(days, sent_label, done_label))}</desc>',
              f'<line x1="{AXIS}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}" '
              f'stroke="#444"/>',
-             f'<text x="{AXIS - 6}" y="{PAD + 4}" text-anchor="end" font-size="12">{top}</text>',
-             f'<text x="{AXIS - 6}" y="{HEIGHT - PAD}" text-anchor="end" font-size="12">0</text>']
+             f'<text x="{AXIS - 6}" y="{PAD + 4}" text-anchor="end" '
+             f'font-size="{FONT}">{top}</text>',
+             f'<text x="{AXIS - 6}" y="{HEIGHT - PAD}" text-anchor="end" '
+             f'font-size="{FONT}">0</text>']
     for n, day in enumerate(days):
         x = AXIS + n * slot + slot * 0.1
         for offset, value, fill in ((0.0, day.sent, SENT_FILL), (bar, day.finished, DONE_FILL)):
@@ -40,11 +46,12 @@ def day_chart(days: Sequence[Day], *, title: str, sent_label: str, done_label: s
                          f'width="{bar:.1f}" height="{h:.1f}" fill="{fill}"/>')
         if len(days) <= 16 or n % max(1, len(days) // 8) == 0:
             parts.append(f'<text x="{x + bar:.1f}" y="{HEIGHT - PAD + 16}" text-anchor="middle" '
-                         f'font-size="11">{day.day.strftime("%d.%m")}</text>')
-    parts += [f'<rect x="{AXIS}" y="4" width="12" height="12" fill="{SENT_FILL}"/>',
-              f'<text x="{AXIS + 16}" y="14" font-size="12">{escape(sent_label)}</text>',
-              f'<rect x="{AXIS + 140}" y="4" width="12" height="12" fill="{DONE_FILL}"/>',
-              f'<text x="{AXIS + 156}" y="14" font-size="12">{escape(done_label)}</text>',
+                         f'font-size="{FONT - 1}">{day.day.strftime("%d.%m")}</text>')
+    second = AXIS + 16 + CHAR_WIDTH * len(sent_label) + 24
+    parts += [f'<rect x="{AXIS}" y="3" width="13" height="13" fill="{SENT_FILL}"/>',
+              f'<text x="{AXIS + 18}" y="15" font-size="{FONT}">{escape(sent_label)}</text>',
+              f'<rect x="{second}" y="3" width="13" height="13" fill="{DONE_FILL}"/>',
+              f'<text x="{second + 18}" y="15" font-size="{FONT}">{escape(done_label)}</text>',
               "</svg>"]
     return "\n".join(parts)
 

@@ -11,6 +11,7 @@ from starlette.requests import Request
 
 from bot.config import Settings
 from bot.conversation.outgoing import SurveyContext
+from bot.web.snapshots import Snapshots
 from bot.web.texts import translator
 from storage.answers import AnswerStore
 
@@ -31,9 +32,12 @@ class WebContext:
     #: Called after a page queued outbox rows (the running service wakes its senders).
     on_queued: Callable[[], None] | None = None
     t: Callable[..., str] = field(init=False)
+    #: The dashboard's counts per survey, shared by every operator for one refresh.
+    figures: Snapshots[object] = field(init=False)
 
     def __post_init__(self) -> None:
         self.t = translator(self.settings.web.lang)
+        self.figures = Snapshots(self.settings.web.refresh_seconds)
 
     @property
     def https(self) -> bool:

@@ -31,6 +31,9 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "open": ("Åpne", "Open"),
     "answered": ("Besvarte", "Answered"),
     "closed": ("Lukkede", "Closed"),
+    "is_open": ("Åpent", "Open"),
+    "is_answered": ("Besvart", "Answered"),
+    "is_closed": ("Lukket", "Closed"),
     "no_rows": ("Ingenting her nå.", "Nothing here now."),
     "who": ("Hvem", "Who"),
     "role": ("Rolle", "Role"),
@@ -98,6 +101,8 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "replace_hint": ("En erstatter fra samme stratum: svarbot sample --replace (se README).",
                      "A substitute from the same stratum: svarbot sample --replace "
                      "(see README)."),
+    "first_rows": ("de {n} første vises; alle står i CSV-fila",
+                   "the first {n} are shown; the CSV file has all"),
     "alerts": ("Varsler", "Alerts"),
     "no_alerts": ("Ingen varsler.", "No alerts."),
     "forbidden": ("Du har ikke tilgang til denne siden.", "You may not see this page."),

@@ -3,6 +3,8 @@ target, and sends and completions per day. Refreshes itself (see `static/refresh
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -18,7 +20,8 @@ from storage.db import transaction
 
 _FUNNEL_NAMES = {
     "sample": ("I utvalget", "In the sample"), "queued": ("I kø", "Queued"),
-    "sent": ("Sendt", "Sent"), "bounced_hard": ("Bounce, permanent", "Bounced, hard"),
+    "sent": ("Invitasjon sendt", "Invitation sent"),
+    "bounced_hard": ("Bounce, permanent", "Bounced, hard"),
     "bounced_soft": ("Bounce, midlertidig", "Bounced, soft"),
     "started": ("Påbegynt", "Started"), "finished": ("Fullført", "Finished"),
     "opted_out": ("Avmeldt", "Opted out"), "away": ("Borte (autosvar)", "Away (auto-reply)"),
@@ -29,7 +32,16 @@ _CHANNELS = {"email": ("E-post", "Email"), "telegram": ("Telegram", "Telegram"),
 _STRATUM_HEADERS = (("Sektor", "Sector"), ("Landsdel", "Region"), ("Størrelse", "Size"),
                     ("Utvalg", "Sample"), ("Påbegynt", "Started"), ("Fullført", "Finished"),
                     ("Svarprosent", "Response rate"))
-_DAY_HEADERS = (("Dag", "Day"), ("Sendt", "Sent"), ("Fullført", "Finished"))
+_DAY_HEADERS = (("Dag", "Day"), ("Meldinger sendt", "Messages sent"), ("Fullført", "Finished"))
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """What the dashboard counts for one survey (kept for a refresh in `ctx.figures`)."""
+
+    funnel: counts.Funnel
+    strata: list[counts.StratumRow]
+    days: list[counts.Day]
 
 
 def _w(ctx: WebContext, pair: tuple[str, str]) -> str:
@@ -50,12 +62,16 @@ async def dashboard(request: Request) -> Response:
     survey_id = chosen_survey(ctx, request)
     target = next((s.target_rate for s in ctx.settings.surveys if s.id == survey_id), 0.0)
 
-    def load() -> tuple[list[Table], str]:
+    def count() -> Figures:
         now = ctx.clock()
         with transaction(ctx.factory) as session:
-            funnel = counts.funnel(session, survey_id, today=now.date())
-            strata = counts.strata(session, survey_id)
-            days = counts.days(session, survey_id)
+            return Figures(counts.funnel(session, survey_id, today=now.date()),
+                           counts.strata(session, survey_id), counts.days(session, survey_id))
+
+    def load() -> tuple[list[Table], str]:
+        figures = ctx.figures.get(("dashboard", survey_id), count)
+        assert isinstance(figures, Figures)  # noqa: S101 - the only value stored by this key
+        funnel, strata, days = figures.funnel, figures.strata, figures.days
         columns = [*funnel.channels, "total"]
         table = Table(caption=ctx.t("funnel"),
                       headers=["", *(_w(ctx, _CHANNELS.get(c, (c, c))) for c in columns)],

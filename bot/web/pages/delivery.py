@@ -377,6 +377,10 @@ async def quarantine_discard(request: Request) -> Response:
 
 # --- who needs a hand ---------------------------------------------------------------------
 
+#: Rows per list on the page (a phone's worth of scrolling), and in its CSV download.
+_PAGE_ROWS = 100
+_CSV_ROWS = 20_000
+
 
 @requires(OPERATORS)
 async def attention(request: Request) -> Response:
@@ -384,17 +388,22 @@ async def attention(request: Request) -> Response:
     ctx = context_of(request)
     days = ctx.settings.web.stuck_days
     survey = request.query_params.get("survey", "") or None
+    shown = _CSV_ROWS if request.query_params.get("format") == "csv" else _PAGE_ROWS
 
     def load() -> list[Table]:
         now = ctx.clock()
         with transaction(ctx.factory) as session:
-            stuck = counts.stuck(session, survey, before=now - dt.timedelta(days=days))
-            bounced = counts.bounced(session, survey)
+            stuck = counts.stuck(session, survey, before=now - dt.timedelta(days=days),
+                                 limit=shown + 1)
+            bounced = counts.bounced(session, survey, limit=shown + 1)
         headers = [ctx.t("who"), ctx.t("address"), ctx.t("survey"), "Stratum",
                    "Siden" if _nb(ctx) else "Since"]
         tables = []
         for caption, rows, name in ((ctx.t("stuck", n=days), stuck, "stuck"),
                                     (ctx.t("bounced_list"), bounced, "bounced")):
+            if len(rows) > shown:
+                caption = f"{caption} ({ctx.t('first_rows', n=shown)})"
+                rows = rows[:shown]
             table = Table(caption=caption, headers=headers, name=name)
             table.rows = [[Link(w.respondent.name, f"/respondent/{w.respondent.id}"),
                            w.respondent.email, w.invitation.survey_id,

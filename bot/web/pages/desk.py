@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from bot.desk.answer import DeskError, answer_query, close_without_answer
-from bot.desk.where import standing
+from bot.desk.where import role_text, standing
 from bot.web.auth import DESK_READERS, DESK_WRITERS, current_login, requires
 from bot.web.context import WebContext, context_of
 from bot.web.render import page, render
@@ -34,7 +34,8 @@ from storage.history import local_time
 from storage.schema import QueryStatus
 from storage.users import audit
 
-_ROLE = {"unit_leader": ("virksomhetsleder", "unit leader"), "mayor": ("ordfører", "mayor")}
+#: When a question came, as Norwegians write it; the space does not break in a narrow column.
+_SHORT_TIME = "%d.%m.%Y\u00a0%H:%M"
 _CHANNEL = {"email": ("e-post", "email"), "telegram": ("Telegram", "Telegram")}
 _LANG = {"nb": ("bokmål", "Norwegian Bokmål"), "nn": ("nynorsk", "Norwegian Nynorsk"),
          "en": ("engelsk", "English")}
@@ -61,8 +62,9 @@ def _age(ctx: WebContext, since: dt.datetime) -> str:
 
 
 def _who(ctx: WebContext, found: QueueEntry) -> str:
-    r = found.respondent
-    return ", ".join(p for p in (_word(ctx, _ROLE, r.role), r.unit_type or "") if p)
+    survey = ctx.surveys.get(found.invitation.survey_id)
+    return role_text(survey.questionnaire if survey is not None else None, found.respondent,
+                     ctx.settings.web.lang)
 
 
 @requires(DESK_READERS)
@@ -86,7 +88,8 @@ async def desk_queue(request: Request) -> Response:
                 place = (standing(survey.questionnaire, found.invitation)
                          if survey is not None else "")
                 table.rows.append([
-                    Link(local_time(q.created_at), f"/desk/{q.id}"), _age(ctx, q.created_at),
+                    Link(local_time(q.created_at, _SHORT_TIME), f"/desk/{q.id}"),
+                    _age(ctx, q.created_at),
                     Link(r.name, f"/desk/{q.id}"), _who(ctx, found),
                     r.municipality_name, r.email, _word(ctx, _CHANNEL, q.channel or "email"),
                     _short(q.text), place])
