@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, Integer, cast, distinct, func, or_, select
 from sqlalchemy.orm import Session
 
 from storage.identity import safe_reason
+from storage.reference import SIZE_CLASSES
 from storage.schema import (
     DeskQuery,
     InboxMessage,
@@ -142,11 +143,16 @@ def strata(session: Session, survey_id: str) -> list[StratumRow]:
         .join(Respondent, Respondent.id == Invitation.respondent_id)
         .where(Invitation.survey_id == survey_id)
         .group_by(func.coalesce(Respondent.sector, ""), Respondent.landsdel,
-                  Respondent.size_class)
-        .order_by(func.coalesce(Respondent.sector, ""), Respondent.landsdel,
                   Respondent.size_class))
-    return [StratumRow(sector, landsdel, size, int(n), int(s or 0), int(f or 0), int(o or 0),
-                       int(b or 0)) for sector, landsdel, size, n, s, f, o, b in rows]
+    found = [StratumRow(sector, landsdel, size, int(n), int(s or 0), int(f or 0), int(o or 0),
+                        int(b or 0)) for sector, landsdel, size, n, s, f, o, b in rows]
+    return sorted(found, key=_stratum_order)
+
+
+def _stratum_order(row: StratumRow) -> tuple[str, str, int, str]:
+    """Sector, landsdel, then size from small to large (not alphabetically: "<3000" first)."""
+    size = SIZE_CLASSES.index(row.size_class) if row.size_class in SIZE_CLASSES else 99
+    return row.sector, row.landsdel, size, row.size_class
 
 
 @dataclass(frozen=True, slots=True)

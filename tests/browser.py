@@ -105,7 +105,7 @@ def _axe_source() -> str:
 _AXE_RUN = """
 const done = arguments[arguments.length - 1];
 const context = arguments[1] === null ? document : arguments[1];
-axe.run(context, {runOnly: {type: 'tag', values: arguments[0]}}).then(
+axe.run(context, {runOnly: {type: 'tag', values: arguments[0]}, resultTypes: ['violations']}).then(
     (results) => done({violations: results.violations}),
     (error) => done({error: String(error && error.stack || error)}));
 """
@@ -119,7 +119,8 @@ def axe_violations(driver: WebDriver, *, context: str | None = None) -> list[dic
     `script-src 'self'`, which forbids inline and foreign scripts but does not apply to code
     the driver evaluates over DevTools (`tests/test_browser_harness.py` checks both halves).
     It is injected only when the page does not have it yet, so repeated runs on one page stay
-    cheap.
+    cheap, and asked for violations only (`resultTypes`), which spares it listing every
+    element that passed: about a third of a run's time.
     """
     if not driver.execute_script("return typeof window.axe === 'object';"):
         driver.execute_script(_axe_source())

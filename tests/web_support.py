@@ -28,7 +28,7 @@ from storage_support import TEST_KEY_TEXT, add_people
 
 from bot.channels.email.channel import EmailChannel
 from bot.channels.email.clients import compose_reply
-from bot.channels.email.compose import OutgoingMail, render
+from bot.channels.email.compose import OutgoingMail, new_message_id, render
 from bot.config import (
     DeskSettings,
     EmailSettings,
@@ -172,9 +172,11 @@ def _build_world(tmp_path: Path, *, people: int) -> World:
                               "ansatte": PRIVATE_NUMBER},
                      removed=[], completed=False, today=NOW.date(),
                      questionnaire=surveys[SURVEY].questionnaire)
+        # A Message-ID like every email row has, so the message can be sent once replayed.
         dead = enqueue(session, idempotency_key="test:dead", channel="email", kind="page",
                        recipient="leder4@kommune4.example", invitation_id=5,
-                       payload=_payload(session, settings, 5), now=NOW)
+                       payload=_payload(session, settings, 5),
+                       message_id=new_message_id(settings.email), now=NOW)
         assert dead is not None
         session.flush()
         mark_dead(session, dead.id, now=NOW, reason="550 5.1.1 mailbox full for a week")

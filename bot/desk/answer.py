@@ -58,7 +58,8 @@ def answer_query(session: Session, settings: Settings, surveys: Mapping[str, Sur
         DeskError: the text is empty or too long, the query is closed, or no channel reaches
             the respondent.
     """
-    words = text.strip()
+    # Browsers send a text box's line breaks as CRLF; a stored answer has plain newlines.
+    words = text.replace("\r\n", "\n").replace("\r", "\n").strip()
     if not words:
         raise DeskError("the answer is empty")
     if len(words) > MAX_ANSWER:
