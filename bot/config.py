@@ -256,6 +256,14 @@ class SurveySettings(_Section):
     plan: PlanSettings | None = None
     #: The response rate each stratum should reach; the dashboard marks those below it.
     target_rate: float = Field(default=0.5, ge=0, le=1)
+    #: The contacts file the sample was drawn from (or the whole population, for a census):
+    #: the report weights to it and corrects margins of error for its size.
+    frame: str | None = None
+    #: The strata the report weights by (post-stratification to `frame`); empty: unweighted.
+    weight_by: list[Literal["respondent_type", "sector", "landsdel", "size_class"]] = []
+    #: A published aggregate of the previous wave (`svarbot report --compare`), with its
+    #: mapping of questions beside it (`<file>.yaml`).
+    previous: str | None = None
 
 
 class PrivacySettings(_Section):

@@ -51,6 +51,7 @@ what `build_report` falls back on (with a warning) if the counts do not cover ev
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
 import logging
 import math
@@ -299,13 +300,16 @@ def suppress(table: CountTable, k: int, forced: Iterable[Entry] = ()) -> frozens
     return frozenset(hidden)
 
 
-def suppress_linked(tables: Sequence[CountTable], k: int) -> list[frozenset[Entry]]:
+def suppress_linked(tables: Sequence[CountTable], k: int,
+                    forced: Sequence[Iterable[Entry]] | None = None) -> list[frozenset[Entry]]:
     """Suppress tables that share strata so a margin shown in one cannot undo another.
 
     Tables must have the same strata columns. A respondents entry (or grand total) hidden in
-    one table is hidden in every table where it has the same value.
+    one table is hidden in every table where it has the same value. `forced[n]` are entries of
+    table n to hide whatever their count.
     """
-    masks = [suppress(t, k) for t in tables]
+    masks = [suppress(t, k, forced[n] if forced is not None else ())
+             for n, t in enumerate(tables)]
     while True:
         hidden_margins = {(j, t.value((t.rows, j)))
                           for t, mask in zip(tables, masks, strict=True)
@@ -592,18 +596,159 @@ def _shown(table: CountTable, mask: frozenset[Entry], i: int, cols: Sequence[int
     return tuple(None if (i, j) in mask else table.value((i, j)) for j in cols)
 
 
+def _project(stratum: Stratum, positions: Sequence[int] | range, sub: Sequence[int]) -> Stratum:
+    """The values of `stratum` (over the `by` positions `positions`) at the positions `sub`."""
+    return tuple(stratum[positions.index(p)] for p in sub)
+
+
+def _coarser_tallies(tallies: Mapping[str, Tally], positions: Sequence[int] | range,
+                     sub: Sequence[int]) -> dict[str, Tally]:
+    """The tallies added up over the strata not in `sub` (what a coarser report counts)."""
+    out: dict[str, Tally] = {}
+    for answer_id, found in tallies.items():
+        coarse = Tally()
+        for stratum, n in found.answered.items():
+            coarse.answered[_project(stratum, positions, sub)] += n
+        for stratum, counts in found.counts.items():
+            coarse.counts[_project(stratum, positions, sub)].update(counts)
+        out[answer_id] = coarse
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Layer:
+    """One breakdown's tables (every answer id's, flattened) and what each hides."""
+
+    strata: list[Stratum]
+    tables: list[CountTable]
+    masks: list[frozenset[Entry]]
+
+
+class _Breakdowns:
+    """The report asked for and every coarser one, each protected against those below it.
+
+    Suppression is deterministic, so the coarser reports computed here are exactly what
+    `svarbot report` publishes for those strata; protecting a breakdown against them protects
+    it against reports that were, or will be, published from the same answers.
+    """
+
+    def __init__(self, specs: Sequence[KeySpec], tallies: Mapping[str, Tally],
+                 strata: Sequence[Stratum], width: int, k: int) -> None:
+        self.specs, self.tallies, self.strata, self.k = specs, tallies, strata, k
+        self.full = tuple(range(width))
+        self._layers: dict[tuple[int, ...], _Layer] = {}
+
+    def layer(self, positions: tuple[int, ...]) -> _Layer:
+        if positions in self._layers:
+            return self._layers[positions]
+        if positions == self.full:
+            strata, tallies = list(self.strata), self.tallies
+        else:
+            strata = sorted({_project(s, self.full, positions) for s in self.strata},
+                            key=_stratum_key) or [()]
+            tallies = _coarser_tallies(self.tallies, self.full, positions)
+        tables = [t for spec in self.specs
+                  for t in count_tables(spec, tallies.get(spec.answer_id), strata)]
+        masks = suppress_linked(tables, self.k)
+        if positions:
+            masks = self._protect(positions, strata, tables, masks)
+        found = _Layer(strata, tables, masks)
+        self._layers[positions] = found
+        return found
+
+    def _coarser(self, positions: tuple[int, ...], strata: Sequence[Stratum],
+                 ) -> list[tuple[dict[int, list[int]], _Layer]]:
+        out = []
+        for size in range(len(positions)):
+            for sub in itertools.combinations(positions, size):
+                below = self.layer(sub)
+                column = {s: n for n, s in enumerate(below.strata)}
+                groups: dict[int, list[int]] = defaultdict(list)
+                for j, stratum in enumerate(strata):
+                    groups[column[_project(stratum, positions, sub)]].append(j)
+                out.append((dict(groups), below))
+        return out
+
+    def _protect(self, positions: tuple[int, ...], strata: Sequence[Stratum],
+                 tables: list[CountTable], masks: list[frozenset[Entry]],
+                 ) -> list[frozenset[Entry]]:
+        coarser = self._coarser(positions, strata)
+        for _round in range(8):
+            changed = False
+            for n, table in enumerate(tables):
+                protected = _protect_table(table, masks[n], [
+                    (groups, below.tables[n], below.masks[n]) for groups, below in coarser],
+                    self.k)
+                if protected != masks[n]:
+                    masks[n], changed = protected, True
+            if not changed:
+                return masks
+            masks = suppress_linked(tables, self.k, masks)
+        return masks  # pragma: no cover - each round only adds; eight have always sufficed
+
+
+def _protect_table(table: CountTable, mask: frozenset[Entry],
+                   coarser: Sequence[tuple[dict[int, list[int]], CountTable, frozenset[Entry]]],
+                   k: int) -> frozenset[Entry]:
+    """Hide more of `table` until nothing hidden in it, or in a coarser table, can be
+    computed from both (see `storage.disclosure`)."""
+    from storage.disclosure import Coarser, disclosed
+
+    views = [Coarser(groups, frozenset(
+        (i, g) for i in range(table.rows) for g in groups
+        if (i, g) not in below_mask or (below.cols == 1 and (i, 1) not in below_mask)))
+        for groups, below, below_mask in coarser]
+    while True:
+        cells, counts = disclosed(table.rows, table.cols, mask,
+                                  total_known=[(i, table.cols) not in mask
+                                               for i in range(table.rows)], coarser=views)
+        if not cells and not counts:
+            return mask
+        if cells:
+            i, j = cells[0]
+            near = {m for groups, _b, _m in coarser for members in groups.values()
+                    if j in members and len(members) < table.cols for m in members}
+            candidates = [(m not in near, table.value((i, m)), (i, m)) for m in range(table.cols)
+                          if m != j and (i, m) not in mask]
+            candidates += [(True, table.value((r, j)) + 10**9, (r, j))
+                           for r in range(table.rows) if r != i and (r, j) not in mask]
+        else:
+            which, (i, g) = counts[0]
+            candidates = [(False, table.value((i, m)), (i, m))
+                          for m in views[which].groups[g] if (i, m) not in mask]
+        if not candidates:
+            log.warning("a hidden cell stays computable from a coarser report; "
+                        "hiding the whole row")
+            return frozenset(mask | {(i, m) for m in range(table.cols + 1)})
+        mask = suppress(table, k, mask | {min(candidates)[2]})
+
+
 def publish(specs: Sequence[KeySpec], tallies: Mapping[str, Tally], strata: Sequence[Stratum],
             by: Sequence[str], k: int) -> tuple[tuple[Column, ...], tuple[PublishedTable, ...]]:
-    """Protect every table of a report together and keep only what may be shown."""
+    """Protect every table of a report together, and against every coarser report of the
+    same answers (by fewer of the `by` strata, and the totals), and keep what may be shown."""
     columns_used: Sequence[Stratum] = strata or [tuple(None for _ in by)]
-    per_spec = [count_tables(spec, tallies.get(spec.answer_id), columns_used) for spec in specs]
-    flat = [t for tables in per_spec for t in tables]
-    masks = iter(suppress_linked(flat, k))
+    # Suppress in one order of the strata whatever order they were asked in: "size, sector"
+    # and "sector, size" are one table and must hide the same cells.
+    order = sorted(range(len(by)), key=lambda p: (STRATA.index(by[p]) if by[p] in STRATA
+                                                  else len(STRATA), by[p]))
+    canonical = sorted((_project(s, range(len(by)), order) for s in columns_used),
+                       key=_stratum_key)
+    at = {c: n for n, c in enumerate(canonical)}
+    canonical_tallies = (tallies if order == list(range(len(by)))
+                         else _coarser_tallies(tallies, range(len(by)), order))
+    layer = _Breakdowns(specs, canonical_tallies, canonical, len(by), k).layer(
+        tuple(range(len(by))))
+    masks = iter(layer.masks)
+    tables_iter = iter(layer.tables)
     ncols = len(columns_used)
-    shown = list(range(ncols + 1)) if by else [ncols]
+    shown = ([at[_project(s, range(len(by)), order)] for s in columns_used] + [ncols]
+             if by else [ncols])
     published = []
-    for spec, tables in zip(specs, per_spec, strict=True):
-        table_masks = [next(masks) for _ in tables]
+    for spec in specs:
+        count = len(spec.categories) if spec.kind == "multi" else 1
+        tables = [next(tables_iter) for _ in range(count)]
+        table_masks = [next(masks) for _ in range(count)]
         if spec.kind == "multi":
             counts = tuple(_shown(t, m, 0, shown) for t, m in zip(tables, table_masks,
                                                                     strict=True))
