@@ -223,6 +223,23 @@ def _demo_settings(settings: Settings, url: str) -> Settings:
         "dev_mode": settings.dev_mode.model_copy(update={"redirect_to": None})})
 
 
+#: The 2018 figures KS published, the demo's previous wave for the unit leaders.
+PREVIOUS_2018 = Path(__file__).parents[1] / "results" / "data" / "innovasjonsbarometeret-2018.csv"
+
+
+def _with_frames(settings: Settings, folder: Path) -> Settings:
+    """Each survey weighted to the frame it is drawn from, the unit leaders compared with the
+    2018 edition (so that `svarbot report` on the demo shows weights and changes)."""
+    surveys = []
+    for survey in settings.surveys:
+        mayors = survey.questionnaire.startswith("ordforer")
+        frame = folder / ("ordforere.csv" if mayors else "virksomhetsledere-ramme.csv")
+        surveys.append(survey.model_copy(update={
+            "frame": str(frame), "weight_by": [] if mayors else survey.weight_by,
+            "previous": None if mayors else str(PREVIOUS_2018)}))
+    return settings.model_copy(update={"surveys": surveys})
+
+
 def _telegram_settings(settings: Settings, fake: FakeTelegram) -> Settings:
     """The configuration with Telegram on, polling the fake Bot API, `TELEGRAM_SPEEDUP` times
     faster than configured, and quick to notice news (a short long poll)."""
@@ -465,7 +482,8 @@ def run_demo(settings: Settings, *, respondents: int, seed: int, folder: Path,
     `telegram_mayors` and `telegram_leaders` are the shares of the mayors and of the unit
     leaders who answer that do it (or some of it) in the Telegram chat.
     """
-    from bot.cli.report import print_report
+    from bot.results.published import publish_results
+    from bot.results.terminal import print_results
     from bot.runner import survey_contexts
     from storage.aggregate import build_report
 
@@ -476,7 +494,7 @@ def run_demo(settings: Settings, *, respondents: int, seed: int, folder: Path,
     folder.mkdir(parents=True, exist_ok=True)
     store = AnswerStore(_link_key(settings))
     url = _fresh_database(folder)
-    settings = _demo_settings(settings, url)
+    settings = _with_frames(_demo_settings(settings, url), folder)
     config_path = _write_config(settings, folder, url)
     sample, mayor_frame = _frames(folder, respondents, seed)
     engine = open_database(url)
@@ -507,7 +525,7 @@ def run_demo(settings: Settings, *, respondents: int, seed: int, folder: Path,
             # The background page is what the strata are made of; show what follows it.
             background = q.pages[0].id
             shown = [t for t in report.tables if t.spec.item.page != background][:SHOWN_ITEMS]
-            print_report(replace(report, tables=tuple(shown)), console)
+            print_results(publish_results(replace(report, tables=tuple(shown))), console)
     logins = _demo_users(factory)
     engine.dispose()
     console.print(f"\nDemoen ligger i {folder}/: databasen svarbot.db, rammene og utvalget (CSV) "

@@ -57,7 +57,7 @@ def fieldwork(connection: Connection, report: Report, title: str,
                        "landsdel": Respondent.landsdel, "size_class": Respondent.size_class}
     invited: Counter[Stratum] = Counter()
     for row in connection.execute(
-            select(*(respondent_dims[d] for d in by), func.count())
+            select(*(respondent_dims[d] for d in by), func.count()).select_from(Respondent)
             .join(Invitation, Invitation.respondent_id == Respondent.id)
             .where(Invitation.survey_id == report.survey_id)
             .group_by(*(respondent_dims[d] for d in by))):
@@ -65,7 +65,7 @@ def fieldwork(connection: Connection, report: Report, title: str,
         invited[_key(tuple(values))] += int(n)
     answered: Counter[Stratum] = Counter()
     for row in connection.execute(
-            select(*(getattr(Response, d) for d in by), func.count())
+            select(*(getattr(Response, d) for d in by), func.count()).select_from(Response)
             .where(Response.survey_id == report.survey_id)
             .group_by(*(getattr(Response, d) for d in by))):
         *values, n = row
