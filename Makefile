@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench bench-report bench-mail bench-telegram bench-web clean
+.PHONY: demo test lint typecheck pytest bench bench-report bench-formats bench-mail bench-telegram bench-web clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ bench: $(STAMP)
 
 bench-report: $(STAMP)
 	$(BIN)/python bench/report_duckdb.py
+
+bench-formats: $(STAMP)
+	$(BIN)/python bench/report_formats.py
 
 bench-mail: $(STAMP)
 	$(BIN)/python bench/mail_outbound.py

@@ -761,62 +761,6 @@ def publish(specs: Sequence[KeySpec], tallies: Mapping[str, Tally], strata: Sequ
     return (*columns, Column(None, TOTAL)), tuple(published)
 
 
-# --- output shapes (pure) -----------------------------------------------------------------------
-
-
-def _out(value: int | float | None) -> int | float | str:
-    if value is None:
-        return SUPPRESSED
-    return round(value, 4) if isinstance(value, float) else value
-
-
-def report_json(report: Report) -> dict[str, object]:
-    """The report as JSON-ready data; suppressed numbers are the string ':'.
-
-    `respondents`, `counts` and `shares` are lists parallel to `columns` (the total last);
-    free-text items have only a count ("wrote something") and no shares.
-    """
-    return {
-        "survey": report.survey_id,
-        "questionnaire": report.questionnaire_id,
-        "min_cell": report.k,
-        "suppressed": SUPPRESSED,
-        "by": list(report.by),
-        "columns": [{"stratum": None if c.key is None else dict(zip(report.by, c.key,
-                                                                     strict=True)),
-                     "label": c.label} for c in report.columns],
-        "items": [
-            {"number": t.spec.number, "answer_id": t.spec.answer_id, "item": t.spec.item.id,
-             "type": t.spec.item.type.value, "question": t.spec.item.text.nb,
-             "row": t.spec.row_label, "free_text": t.spec.kind == "text",
-             "respondents": [_out(n) for n in t.respondents],
-             "categories": [
-                 {"id": c.id, "label": c.label,
-                  "counts": [_out(n) for n in t.counts[i]],
-                  "shares": None if t.spec.kind == "text" else
-                  [_out(t.share(i, j)) for j in range(len(report.columns))]}
-                 for i, c in enumerate(t.spec.categories)]}
-            for t in report.tables],
-    }
-
-
-def report_rows(report: Report) -> tuple[list[str], list[list[object]]]:
-    """The report in long form for CSV: one row per answer id × category × column."""
-    header = ["number", "answer_id", "question", "row", "category", "label", *report.by,
-              "respondents", "count", "share"]
-    rows: list[list[object]] = []
-    for t in report.tables:
-        for i, category in enumerate(t.spec.categories):
-            for j, column in enumerate(report.columns):
-                stratum = (column.key if column.key is not None else (TOTAL,) * len(report.by))
-                rows.append([t.spec.number, t.spec.answer_id, t.spec.item.text.nb,
-                             t.spec.row_label or "", category.id, category.label,
-                             *(UNKNOWN if v is None else v for v in stratum),
-                             _out(t.respondents[j]), _out(t.counts[i][j]),
-                             "" if t.spec.kind == "text" else _out(t.share(i, j))])
-    return header, rows
-
-
 # --- the query layer ----------------------------------------------------------------------------
 
 

@@ -25,6 +25,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import Engine, create_engine, func, insert, select
 
+from bot.results.published import CELL_HEADER, cell_rows, publish_results, results_json
 from flows.loader import parse
 from flows.model import Questionnaire
 from storage.aggregate import (
@@ -38,8 +39,6 @@ from storage.aggregate import (
     exposed,
     number_bands,
     primary,
-    report_json,
-    report_rows,
     suppress,
     suppress_linked,
     witness,
@@ -407,9 +406,10 @@ def test_free_text_never_appears_in_a_report(engine: Engine) -> None:
         report = build_report(connection, "s", questionnaire(), (), K)
     text = next(t for t in report.tables if t.spec.answer_id == "fritt")
     assert text.counts == ((37,),)  # 36 of 72 wrote something, and the mayor in Agder
-    header, rows = report_rows(report)
-    outputs = [json.dumps(report_json(report), ensure_ascii=False),
-               "\n".join(",".join(str(v) for v in row) for row in [header, *rows])]
+    results = publish_results(report)
+    outputs = [json.dumps(results_json(results), ensure_ascii=False),
+               "\n".join(",".join(str(v) for v in row)
+                         for row in [CELL_HEADER, *cell_rows(results)])]
     for output in outputs:
         assert "inhabil" not in output
         assert "tekst nummer" not in output
@@ -457,7 +457,7 @@ def test_report_json_and_csv_shapes(engine: Engine) -> None:
     crafted(engine)
     with engine.connect() as connection:
         report = build_report(connection, "s", questionnaire(), ("landsdel",), K)
-    data = report_json(report)
+    data = results_json(publish_results(report))
     assert data["min_cell"] == K
     assert data["suppressed"] == SUPPRESSED
     assert data["by"] == ["landsdel"]
@@ -466,38 +466,35 @@ def test_report_json_and_csv_shapes(engine: Engine) -> None:
     agder = next(j for j, c in enumerate(columns) if c["label"] == "Agder")
     assert columns[agder] == {"stratum": {"landsdel": "Agder"}, "label": "Agder"}
     assert columns[-1] == {"stratum": None, "label": "Totalt"}
-    items = data["items"]
-    assert isinstance(items, list)
-    assert [i["answer_id"] for i in items] == ["sektor", "tiltak", "ny", "grad", "rad.a",
-                                               "rad.b", "ansatte", "fritt"]
-    assert [i["number"] for i in items][4:6] == ["5a", "5b"]
-    sector = items[0]
-    respondents = sector["respondents"]
+    cells = data["cells"]
+    assert isinstance(cells, list)
+    assert list(dict.fromkeys(c["answer_id"] for c in cells)) == [
+        "sektor", "tiltak", "ny", "grad", "rad.a", "rad.b", "ansatte", "fritt"]
+    assert list(dict.fromkeys(c["number"] for c in cells))[4:6] == ["5a", "5b"]
+    sector = [c for c in cells if c["answer_id"] == "sektor"]
+    respondents = [c["n"] for c in sector if c["category"] == "helse"]
     # Agder's one respondent, and one more so it cannot be had from the total of 73.
     assert respondents[agder] == SUPPRESSED
     assert respondents.count(SUPPRESSED) == 2
     assert respondents[-1] == 73
     assert set(respondents) <= {SUPPRESSED, 24, 73}
-    first = sector["categories"][0]
-    assert first["id"] == "helse"
-    assert first["label"] == "Helse og omsorg"
-    assert first["counts"][agder] == SUPPRESSED
-    assert first["shares"][agder] == SUPPRESSED
-    assert len(first["counts"]) == len(first["shares"]) == len(columns)
-    assert items[-1]["free_text"] is True
-    assert items[-1]["categories"][0]["shares"] is None
+    first = next(c for c in sector if c["column"] == "Agder")
+    assert (first["category"], first["label"]) == ("helse", "Helse og omsorg")
+    assert first["count"] == first["share"] == SUPPRESSED
+    assert first["hidden"] is True
+    assert len(cells) == sum(len(t.spec.categories) for t in report.tables) * len(columns)
+    text = [c for c in cells if c["answer_id"] == "fritt"]
+    assert all(c["share"] is None or c["hidden"] for c in text)
     json.dumps(data)  # serialisable as it is
 
-    header, rows = report_rows(report)
-    assert header == ["number", "answer_id", "question", "row", "category", "label", "landsdel",
-                      "respondents", "count", "share"]
-    n_categories = sum(len(t.spec.categories) for t in report.tables)
-    assert len(rows) == n_categories * len(report.columns)
+    rows = cell_rows(publish_results(report))
+    assert CELL_HEADER[:10] == ("number", "answer_id", "question", "row", "category", "label",
+                                "column", "n", "count", "share")
     agder_rows = [r for r in rows if r[6] == "Agder"]
     assert agder_rows
     assert all(r[7] == r[8] == SUPPRESSED for r in agder_rows)
     buffer = io.StringIO()
-    csv.writer(buffer).writerows([header, *rows])
+    csv.writer(buffer).writerows([CELL_HEADER, *rows])
     assert "inhabil" not in buffer.getvalue()
 
 
@@ -595,18 +592,57 @@ def test_report_command_as_a_process(configured: Path) -> None:
 
 
 def test_report_command_formats(configured: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """csv and json: one row per published cell, hidden ones ':' in every number."""
     monkeypatch.chdir(configured.parent)
     as_json = run("report", "--survey", "s", "--by", "landsdel", "--format", "json",
                   "--config", str(configured))
     assert as_json.exit_code == 0, as_json.stderr
-    assert json.loads(as_json.stdout)["items"][0]["respondents"][0] == SUPPRESSED
+    data = json.loads(as_json.stdout)
+    agder = next(c for c in data["cells"] if c["column"] == "Agder")
+    assert (agder["answer_id"], agder["n"]) == ("sektor", SUPPRESSED)
+    assert agder["hidden"] is True
+    assert {agder[k] for k in ("count", "share", "weighted_share", "margin_of_error")} == {
+        SUPPRESSED}
     as_csv = run("report", "--survey", "s", "--format", "csv", "--config", str(configured))
     assert as_csv.exit_code == 0, as_csv.stderr
     rows = list(csv.reader(io.StringIO(as_csv.stdout)))
-    assert rows[0][-3:] == ["respondents", "count", "share"]
+    assert rows[0][:10] == ["number", "answer_id", "question", "row", "category", "label",
+                            "column", "n", "count", "share"]
     assert rows[1][:6] == ["1", "sektor", "Hvilken sektor?", "", "helse", "Helse og omsorg"]
-    assert rows[1][6:] == ["73", "24", str(round(24 / 73, 4))]
+    assert rows[1][6:10] == ["Totalt", "73", "24", str(round(24 / 73, 4))]
+    assert rows[1][-1] == "False"
+    binary = run("report", "--survey", "s", "--format", "xlsx", "--config", str(configured))
+    assert binary.exit_code == 2
+    assert binary.stderr.strip() == "svarbot: xlsx is a binary format: give --out FILE.xlsx"
 
+
+
+def test_report_command_writes_html_pdf_and_xlsx(configured: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each file format through the command, with the hidden cells and without free text."""
+    from openpyxl import load_workbook
+
+    monkeypatch.chdir(configured.parent)
+    for fmt in ("html", "pdf", "xlsx"):
+        out = tmp_path / f"rapport.{fmt}"
+        done = run("report", "--survey", "s", "--by", "landsdel", "--format", fmt,
+                   "--out", str(out), "--config", str(configured))
+        assert done.exit_code == 0, done.stderr
+        assert out.stat().st_size > 1000
+    html = (tmp_path / "rapport.html").read_text(encoding="utf-8")
+    assert "Agder" in html
+    assert "inhabil" not in html
+    assert (tmp_path / "rapport.pdf").read_bytes().startswith(b"%PDF")
+    book = load_workbook(tmp_path / "rapport.xlsx")
+    assert book.sheetnames[0] == "Innhold"
+    values = [str(c.value) for sheet in book for row in sheet.iter_rows() for c in row
+              if c.value is not None]
+    assert ":" in values
+    assert not any("inhabil" in v for v in values)
+    weighted = run("report", "--survey", "s", "--weight-by", "sector", "--config",
+                   str(configured))
+    assert weighted.exit_code == 2
+    assert "weighting needs the frame" in weighted.stderr
 
 def test_report_command_errors_are_one_line(configured: Path, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:

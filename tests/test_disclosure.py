@@ -61,7 +61,9 @@ def _truth(engine: Engine) -> tuple[Report, Report]:
                 build_report(connection, "s", questionnaire(), ("sector", "size_class"), 1))
 
 
-def _in_span(basis: dict[int, dict[int, Fraction]], vector: dict[int, Fraction]) -> bool:
+def _reduced(basis: dict[int, dict[int, Fraction]],
+             vector: dict[int, Fraction]) -> dict[int, Fraction]:
+    """`vector` minus its part in the span of `basis` (a reduced echelon basis)."""
     v = dict(vector)
     for pivot in sorted(basis):
         if v.get(pivot):
@@ -69,17 +71,15 @@ def _in_span(basis: dict[int, dict[int, Fraction]], vector: dict[int, Fraction])
             for col, value in basis[pivot].items():
                 v[col] = v.get(col, Fraction(0)) - factor * value
             v = {c: x for c, x in v.items() if x}
-    return not v
+    return v
+
+
+def _in_span(basis: dict[int, dict[int, Fraction]], vector: dict[int, Fraction]) -> bool:
+    return not _reduced(basis, vector)
 
 
 def _add(basis: dict[int, dict[int, Fraction]], vector: dict[int, Fraction]) -> None:
-    v = dict(vector)
-    for pivot in sorted(basis):
-        if v.get(pivot):
-            factor = v[pivot]
-            for col, value in basis[pivot].items():
-                v[col] = v.get(col, Fraction(0)) - factor * value
-            v = {c: x for c, x in v.items() if x}
+    v = _reduced(basis, vector)
     if not v:
         return
     pivot = min(v)

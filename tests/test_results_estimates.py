@@ -186,3 +186,20 @@ def test_the_shipped_2018_figures_load_and_map_to_the_questionnaire() -> None:
     for ours, (_theirs, categories) in previous.questions.items():
         assert ours in ids
         assert set(categories) <= {c.id for c in ids[ours].categories}
+
+
+def test_the_front_page_hides_answered_counts_like_the_report(tmp_path: Path) -> None:
+    """helse 30, kultur 3, teknisk 24 answered: kultur's 3 is hidden, and so is one more
+    count, or 57 − 30 − 24 would give it back."""
+    from bot.results.fieldwork import fieldwork
+
+    engine = _engine(tmp_path / "front.db",
+                     (("helse", 30, 15), ("kultur", 3, 1), ("teknisk", 24, 12)))
+    with engine.connect() as connection:
+        report = build_report(connection, "s", questionnaire(), ("sector",), K + 2)
+        work = fieldwork(connection, report, "Tittel", None)
+    engine.dispose()
+    answered = {row.label: row.answered for row in work.rows}
+    assert answered["kultur"] is None
+    assert sum(v is None for v in answered.values()) >= 2
+    assert all(row.rate is None for row in work.rows if row.answered is None)

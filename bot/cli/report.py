@@ -9,6 +9,7 @@ a configuration or database problem, 1 for a survey that is not in the database.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import sys
 from collections.abc import Iterator
@@ -22,15 +23,13 @@ from bot.cli.common import CONFIG_HELP
 from bot.cli.common import fail as _fail
 
 if TYPE_CHECKING:
-    from rich.console import Console
-    from rich.table import Table
     from sqlalchemy import Connection
 
+    from bot.config import SurveySettings
+    from bot.results.fieldwork import Fieldwork
+    from bot.results.published import Results
     from flows.model import Questionnaire
-    from storage.aggregate import PublishedTable, Report
-
-#: Strata side by side in one terminal table; more continue in the next table.
-_MAX_STRATA_COLUMNS = 6
+    from storage.export import Format
 
 
 def _questionnaire(reference: str, survey_id: str) -> Questionnaire:
@@ -79,91 +78,37 @@ def _answer_store(config_path: str | None, survey_id: str,
 
 # --- report -----------------------------------------------------------------------------------
 
-
-def _percent(share: float | None) -> str:
-    return ":" if share is None else f"{share * 100:.0f} %"
-
-
-def _count(n: int | None) -> str:
-    return ":" if n is None else f"{n:,}".replace(",", "\u00a0")
+#: What `--format` offers ("table" is the former name of "terminal").
+FORMATS = ("terminal", "html", "pdf", "xlsx", "csv", "json")
+_BINARY = ("pdf", "xlsx")
 
 
-def _cell(table: PublishedTable, category: int, column: int) -> str:
-    count = table.counts[category][column]
-    if count is None:
-        return ":"
-    if table.spec.kind == "text":
-        return _count(count)
-    return f"{_count(count)}\n[dim]{_percent(table.share(category, column))}[/dim]"
+def _parse_by(by: str, option: str = "--by") -> tuple[str, ...]:
+    from storage.aggregate import STRATA, check_by
 
-
-def _title(table: PublishedTable) -> str:
-    spec = table.spec
-    title = f"{spec.number}. {spec.item.text.nb}"
-    return f"{title}\n    {spec.row_label}" if spec.row_label else title
-
-
-def _chunks(report: Report) -> list[list[int]]:
-    """Column indices per terminal table: at most a few strata side by side, total last."""
-    strata = list(range(len(report.columns) - 1))
-    total = len(report.columns) - 1
-    if not strata:
-        return [[total]]
-    parts = [strata[n:n + _MAX_STRATA_COLUMNS]
-             for n in range(0, len(strata), _MAX_STRATA_COLUMNS)]
-    parts[-1].append(total)
-    return parts
-
-
-def _rich_tables(report: Report, table: PublishedTable) -> list[Table]:
-    """One question as terminal tables: categories down, strata across (split when many)."""
-    from rich.table import Table
-
-    out = []
-    for n, columns in enumerate(_chunks(report)):
-        title = _title(table) + (" (forts.)" if n else "")
-        rich_table = Table(title=title, title_justify="left", show_lines=True)
-        rich_table.add_column("Svar", min_width=20, ratio=1)
-        for j in columns:
-            column = report.columns[j]
-            header = column.label.replace(" / ", "\n")
-            rich_table.add_column(header, justify="right", no_wrap=True,
-                                  style="bold" if column.key is None else None)
-        for i, category in enumerate(table.spec.categories):
-            rich_table.add_row(category.label, *(_cell(table, i, j) for j in columns))
-        if table.spec.kind != "text":
-            rich_table.add_row("Antall svar", *(_count(table.respondents[j]) for j in columns))
-        out.append(rich_table)
-    return out
-
-
-def _footnote(report: Report) -> str:
-    return (f":  Tallet vises ikke: færre enn {report.k} svar i cellen eller gruppen, eller "
-            f"skjult i tillegg slik at skjulte tall ikke kan regnes ut fra summene.\n"
-            "   Prosent er andel av dem i gruppen som svarte på spørsmålet. Svar i fritekst "
-            "publiseres aldri; bare antallet som skrev noe vises.")
-
-
-def print_report(report: Report, console: Console) -> None:
-    """The report as readable terminal tables, one per question, with the footnote."""
-    by = f", fordelt på {', '.join(report.by)}" if report.by else ""
-    console.print(f"[bold]Undersøkelse {report.survey_id}[/bold] "
-                  f"(spørreskjema {report.questionnaire_id}){by}")
-    for table in report.tables:
-        for rich_table in _rich_tables(report, table):
-            console.print()
-            console.print(rich_table)
-    console.print()
-    console.print(_footnote(report))
-
-
-def _parse_by(by: str) -> tuple[str, ...]:
-    from storage.aggregate import check_by
-
+    parts = tuple(part.strip() for part in by.split(",") if part.strip())
+    if option != "--by":
+        unknown = [p for p in parts if p not in STRATA]
+        if unknown:
+            _fail(f"{option}: unknown stratum '{unknown[0]}' (known: {', '.join(STRATA)})")
+        return parts
     try:
-        return check_by([part.strip() for part in by.split(",") if part.strip()])
+        return check_by(list(parts))
     except ValueError as exc:
         _fail(str(exc))
+
+
+def _survey_settings(config_path: str | None, survey_id: str) -> SurveySettings | None:
+    from bot.cli.common import load_config
+
+    return next((s for s in load_config(config_path).surveys if s.id == survey_id), None)
+
+
+def _sample_note(frame: str | None) -> str | None:
+    if frame is None:
+        return None
+    return (f"Utvalget er trukket fra rammen {Path(frame).name}, stratifisert (se "
+            "`svarbot sample`); vektene regnes mot den samme rammen.")
 
 
 @click.command("report")
@@ -171,28 +116,120 @@ def _parse_by(by: str) -> tuple[str, ...]:
 @click.option("--by", default="", metavar="STRATA",
               help="One or two of respondent_type, sector, landsdel, size_class, "
                    "comma-separated (e.g. sector,landsdel).")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
-              show_default=True, help="Terminal tables, or CSV / JSON for scripts.")
+@click.option("--format", "fmt", type=click.Choice([*FORMATS, "table"]), default="terminal",
+              show_default=True,
+              help="terminal tables; html (one self-contained file) or pdf to read and print; "
+                   "xlsx for Excel; csv or json: one row per published cell, for scripts.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="File to write (needed for pdf and xlsx); default: standard output.")
+@click.option("--weighted/--unweighted", default=True, show_default=True,
+              help="Weight the shares to the frame by the survey's weight_by strata.")
+@click.option("--weight-by", default=None, metavar="STRATA",
+              help="Strata to weight by (default: surveys[].weight_by in the configuration).")
+@click.option("--frame", type=click.Path(dir_okay=False), default=None,
+              help="The contacts file the sample was drawn from (default: surveys[].frame).")
+@click.option("--compare", "previous", type=click.Path(dir_okay=False), default=None,
+              metavar="PREVIOUS.csv",
+              help="The previous wave's published figures (PREVIOUS.yaml beside it maps the "
+                   "questions; default: surveys[].previous).")
 @click.option("--config", "config_path", envvar="SVARBOT_CONFIG", help=CONFIG_HELP)
-def report(survey_id: str, by: str, fmt: str, config_path: str | None) -> None:
+def report(survey_id: str, by: str, fmt: str, out: Path | None, weighted: bool,
+           weight_by: str | None, frame: str | None, previous: str | None,
+           config_path: str | None) -> None:
     """Counts and shares per question and option, with cells of fewer than k respondents
-    hidden (':'), and other cells hidden so the hidden ones cannot be worked out."""
-    from storage.aggregate import build_report, report_json, report_rows
+    hidden (':'), and other cells hidden so the hidden ones cannot be worked out, here or
+    from any coarser report of the same survey. Weighted to the frame, with 95 % margins of
+    error, and the change since the previous wave when it is given."""
+    from bot.results.compare import ComparisonError, compare, load_previous
+    from bot.results.estimates import Frame, WeightingError, estimate
+    from bot.results.fieldwork import fieldwork
+    from bot.results.published import Changes, Estimates, publish_results
+    from storage.aggregate import build_report
+    from storage.contacts import ContactsError
 
+    fmt = "terminal" if fmt == "table" else fmt
+    if fmt in _BINARY and out is None:
+        _fail(f"{fmt} is a binary format: give --out FILE.{fmt}")
     dims = _parse_by(by)
+    survey = _survey_settings(config_path, survey_id)
+    frame = frame or (survey.frame if survey else None)
+    weights = (_parse_by(weight_by, "--weight-by") if weight_by is not None
+               else tuple(survey.weight_by) if survey else ())
+    if not weighted or frame is None:
+        weights = () if weight_by is None else weights
+    previous = previous or (survey.previous if survey else None)
     with _answer_store(config_path, survey_id) as (connection, questionnaire, k):
         result = build_report(connection, survey_id, questionnaire, dims, k)
-    if fmt == "json":
-        click.echo(json.dumps(report_json(result), ensure_ascii=False, indent=1))
-    elif fmt == "csv":
-        header, rows = report_rows(result)
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-    else:
+        try:
+            population = Frame.load(frame) if frame is not None else None
+            estimates = (estimate(connection, result, questionnaire,
+                                  weight_by=weights if weighted else (), frame=population)
+                         if population is not None or weights else Estimates())
+            changes = (compare(result, estimates, load_previous(previous))
+                       if previous else Changes())
+        except (WeightingError, ComparisonError) as exc:
+            _fail(str(exc))
+        except ContactsError as exc:
+            _fail(f"--frame {frame}: {exc.problems[0]}")
+        results = publish_results(result, estimates, changes)
+        work = fieldwork(connection, result, questionnaire.title.nb, survey)
+    _write_report(results, work, fmt, out, _sample_note(frame))
+
+
+def _write_report(results: Results, work: Fieldwork, fmt: str, out: Path | None,
+                  sample_note: str | None) -> None:
+    """Render `results` as `fmt` to `out` (or standard output)."""
+    from bot.results.published import CELL_HEADER, cell_rows, results_json
+
+    if fmt == "terminal":
         from rich.console import Console
 
-        print_report(result, Console())
+        from bot.results.terminal import print_results
+
+        print_results(results, Console(file=out.open("w", encoding="utf-8")) if out
+                      else Console())
+        return
+    text: str | None = None
+    if fmt == "json":
+        text = json.dumps(results_json(results), ensure_ascii=False, indent=1) + "\n"
+    elif fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(CELL_HEADER)
+        writer.writerows(cell_rows(results))
+        text = buffer.getvalue()
+    elif fmt in ("html", "pdf"):
+        from bot.results.html import render_html
+
+        text = render_html(results, work, sample_note=sample_note)
+        if fmt == "pdf":
+            from bot.results.pdf import render_pdf
+
+            assert out is not None  # noqa: S101 - checked before the database was opened
+            _write(out, render_pdf(text))
+            return
+    else:
+        from bot.results.xlsx import write_xlsx
+
+        assert out is not None  # noqa: S101 - checked before the database was opened
+        try:
+            write_xlsx(results, work, out, sample_note=sample_note)
+        except OSError as exc:
+            _fail(f"{out}: cannot write: {exc.strerror or exc}")
+        click.echo(f"{out}: {len(results.questions)} questions", err=True)
+        return
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        _write(out, text.encode("utf-8"))
+
+
+def _write(out: Path, data: bytes) -> None:
+    try:
+        out.write_bytes(data)
+    except OSError as exc:
+        _fail(f"{out}: cannot write: {exc.strerror or exc}")
+    click.echo(f"{out}: {len(data):,} bytes".replace(",", "\u00a0"), err=True)
 
 
 # --- export -------------------------------------------------------------------------------------
@@ -205,29 +242,37 @@ def export() -> None:
 
 @export.command("answers")
 @click.option("--survey", "survey_id", required=True, help="The survey to export.")
-@click.option("--format", "fmt", type=click.Choice(["csv", "xlsx", "json"]), default="csv",
-              show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["csv", "xlsx", "json", "sav"]),
+              default="csv", show_default=True,
+              help="csv; xlsx (with a Kodebok sheet); json (multiple choice as lists, the "
+                   "codebook in FILE.codebook.json beside it); sav for SPSS and R (variable "
+                   "and value labels).")
+@click.option("--labels", is_flag=True,
+              help="Write the options' labels (bokmål) instead of their codes (csv, xlsx, "
+                   "json; sav always has codes with value labels).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="File to write (mode 0600); default: standard output (csv, json).")
 @click.option("--config", "config_path", envvar="SVARBOT_CONFIG", help=CONFIG_HELP)
-def export_answers_command(survey_id: str, fmt: str, out: Path | None,
+def export_answers_command(survey_id: str, fmt: Format, labels: bool, out: Path | None,
                            config_path: str | None) -> None:
     """The anonymised answers, one row per response in random order: strata columns and one
     column per answer id, no response ids, no dates. Free text is included: this is raw
     material for analysis, not for publication."""
-    from storage.export import export_answers, write_export
+    from storage.export import codebook_path, export_answers, write_export
 
-    if fmt == "xlsx" and out is None:
-        _fail("xlsx is a binary format: give --out FILE.xlsx")
+    if fmt in ("xlsx", "sav") and out is None:
+        _fail(f"{fmt} is a binary format: give --out FILE.{fmt}")
     with _answer_store(config_path, survey_id) as (connection, questionnaire, _k):
         data = export_answers(connection, survey_id, questionnaire)
     try:
-        write_export(data, "xlsx" if fmt == "xlsx" else "json" if fmt == "json" else "csv",
-                     out, sys.stdout)
+        write_export(data, fmt, out, sys.stdout, labels=labels)
     except OSError as exc:
         _fail(f"{out}: cannot write: {exc.strerror or exc}")
+    except ValueError as exc:
+        _fail(str(exc))
     if out is not None:
-        click.echo(f"{out}: {len(data.rows)} responses", err=True)
+        extra = f"; codebook {codebook_path(out)}" if fmt == "json" else ""
+        click.echo(f"{out}: {len(data.rows)} responses{extra}", err=True)
 
 
 COMMANDS: list[click.Command] = [report, export]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, func, select
 
 from bot.config import SurveySettings
-from storage.aggregate import Report, Stratum
+from storage.aggregate import CountTable, Entry, Report, Stratum, suppress
 from storage.schema import Invitation, Respondent, Response
 
 
@@ -45,6 +45,17 @@ class Fieldwork:
     rows: tuple[FieldworkRow, ...]
 
 
+def _hidden_answered(report: Report, got: list[int], asked: list[int]) -> frozenset[Entry]:
+    """Which answered counts to hide: answered / not answered per column is a table like any
+    published one (the invited are its margin), suppressed the same way, with every count
+    the report itself hides in the same column (its respondents) hidden here too."""
+    table = CountTable.of([got, [a - g for a, g in zip(asked, got, strict=True)]], asked)
+    linked = {(0, j) for t in report.tables
+              for j, n in enumerate(t.respondents[:table.cols])
+              if n is None and j < table.cols and got[j] > 0}
+    return suppress(table, report.k, linked)
+
+
 def _key(values: tuple[str | None, ...]) -> Stratum:
     return tuple(v or None for v in values)
 
@@ -70,13 +81,16 @@ def fieldwork(connection: Connection, report: Report, title: str,
             .group_by(*(getattr(Response, d) for d in by))):
         *values, n = row
         answered[_key(tuple(values))] += int(n)
+    keys = [c.key for c in report.columns if c.key is not None] or [()]
+    got = [answered[key] for key in keys]
+    asked = [max(invited[key], n) for key, n in zip(keys, got, strict=True)]
+    hidden = _hidden_answered(report, got, asked)
     rows = []
-    for column in report.columns:
-        if column.key is None:
-            got, asked = sum(answered.values()), sum(invited.values())
-        else:
-            got, asked = answered[column.key], invited[column.key]
-        rows.append(FieldworkRow(column.label, asked, got if got >= report.k else None))
+    for j, column in enumerate(report.columns):
+        at = j if column.key is not None else len(keys)
+        value = sum(got) if column.key is None else got[j]
+        people = sum(asked) if column.key is None else asked[j]
+        rows.append(FieldworkRow(column.label, people, None if (0, at) in hidden else value))
     period = None
     if survey is not None and survey.plan is not None:
         period = (survey.plan.invite.date(), survey.plan.close.date())

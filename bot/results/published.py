@@ -194,7 +194,9 @@ def results_json(results: Results) -> dict[str, object]:
     return {
         "survey": report.survey_id, "questionnaire": report.questionnaire_id,
         "min_cell": report.k, "suppressed": SUPPRESSED, "by": list(report.by),
-        "columns": [c.label for c in report.columns],
+        "columns": [{"stratum": None if c.key is None else dict(zip(report.by, c.key,
+                                                                     strict=True)),
+                     "label": c.label} for c in report.columns],
         "weighting": None if weighting is None else {
             "by": list(weighting.by), "frame": weighting.frame,
             "design_effect": [round(d, 3) for d in weighting.design_effect]},
