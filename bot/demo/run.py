@@ -531,6 +531,8 @@ def run_demo(settings: Settings, *, respondents: int, seed: int, folder: Path,
     console.print(f"\nDemoen ligger i {folder}/: databasen svarbot.db, rammene og utvalget (CSV) "
                   f"og {config_path.name}.\nHele rapporten: svarbot report --survey "
                   f"virksomhetsleder-2020 --by sector --config {config_path}\n"
+                  f"Som nettside, PDF eller Excel: legg til --format html --out rapport.html "
+                  f"(eller pdf, xlsx)\n"
                   f"Slik leser svarbot en e-post: svarbot mail inspect FIL.eml "
                   f"--config {config_path}")
     web = settings.web
