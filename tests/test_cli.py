@@ -150,7 +150,8 @@ def test_demo_runs_the_whole_barometer(tmp_path: Path) -> None:
     assert report.returncode == 0, report.stderr
     data = json.loads(report.stdout)
     assert data["survey"] == "ordforer-2020"
-    assert data["items"][0]["answer_id"] == "forvaltningsniva"
+    assert data["cells"][0]["answer_id"] == "forvaltningsniva"
+    assert data["weighting"] is None  # the mayors are a census: not weighted
 
 
 def test_help_lists_the_commands() -> None:
