@@ -372,19 +372,69 @@ def _check_role(row: _Row) -> RespondentRole | None:
 
 
 def _check_place(row: _Row) -> reference.Place | None:
+    """The 2019 municipality the row names; a number from after the 2020 reform (or one the
+    list does not know, with a name it does) is a problem that says which 2019 number to use."""
     raw = row.required("municipality_no")
     if not raw:
         return None
     found = reference.place(raw)
     if found is None:
-        row.problem(f"municipality_no '{raw}' is not a 2019 municipality "
-                    f"(4 digits) or county municipality (2 digits)")
+        row.problem(_not_a_2019_number(raw, row.get("municipality_name")))
         return None
     given = row.get("municipality_name")
     if given and not _same_place_name(given, found):
         row.warning(f"municipality_name '{given}' does not match {found.number} {found.name} "
                     f"(the reference name is used)")
     return found
+
+
+#: The end of a problem that lists several 2019 municipalities.
+_CHOOSE = "use the number of the respondent's 2019 municipality"
+
+
+def _not_a_2019_number(raw: str, given: str) -> str:
+    """Why `raw` is refused, naming the 2019 number when the reference list knows it: the
+    2019 municipality a 2020 number was (the one called `given`, if it was made of several),
+    the 2019 counties of a 2020 county number, or the 2019 number of the name given."""
+    head = f"municipality_no '{raw}'"
+    kommuner = [(k.number, k.name) for k in reference.predecessors_2019(raw)]
+    counties = [(c.number, c.name) for c in reference.county_predecessors_2019(raw)]
+    if kommuner:
+        return head + _was(kommuner, given, "a 2020 number", reference.successor_name_2020(raw))
+    if counties:
+        return head + _was(counties, given, "a 2020 county number",
+                           reference.county_name_2020(raw))
+    if given:
+        named = reference.named_2019(given)
+        if named:
+            where = (named[0].number if len(named) == 1 else
+                     " or ".join(f"{p.number} ({p.county})" for p in named))
+            return (f"{head} is not a 2019 municipality number; in 2019 {named[0].name} was "
+                    f"{where}")
+        made_of = [(k.number, k.name) for k in reference.named_2020(given)]
+        if made_of:
+            return (f"{head} is not a 2019 municipality number; {given} was made in 2020 of "
+                    f"{_listed(made_of, 'and')}: {_CHOOSE}")
+    return (f"{head} is not a 2019 municipality (4 digits) or county municipality "
+            f"(2 digits)")
+
+
+def _was(olds: list[tuple[str, str]], given: str, what: str, new_name: str | None) -> str:
+    """` is a 2020 number; in 2019 Kongsvinger was 0402`, or the choice when it was
+    made of several (the one called `given` when it is among them)."""
+    called = {place.number for place in reference.named_2019(given)} if given else set()
+    chosen = [old for old in olds if old[0] in called]
+    if len(olds) == 1 or len(chosen) == 1:
+        number, name = (chosen or olds)[0]
+        return f" is {what}; in 2019 {name} was {number}"
+    named = f" ({new_name})" if new_name else ""
+    return f" is {what}{named}; in 2019 it was {_listed(olds, 'or')}: {_CHOOSE}"
+
+
+def _listed(places: list[tuple[str, str]], word: str) -> str:
+    """`0104 Moss or 0136 Rygge`, `a, b and c`."""
+    said = [f"{number} {name}" for number, name in places]
+    return said[0] if len(said) == 1 else f"{', '.join(said[:-1])} {word} {said[-1]}"
 
 
 def _same_place_name(given: str, found: reference.Place) -> bool:

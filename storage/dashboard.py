@@ -253,15 +253,21 @@ def delivery_log(session: Session, where: LogFilter, *, limit: int = 200) -> lis
 
 
 def find_respondents(session: Session, text: str, *, limit: int = 50) -> list[Respondent]:
-    """Respondents whose address or name contains `text` (case-insensitive)."""
-    needle = text.strip().lower()
+    """Respondents whose address or name contains `text` (case-insensitive).
+
+    SQLite's lower() (and PostgreSQL's under the C locale) lowers only A–Z, so "ås" would
+    not find "Per Ås": the text is also looked for as such a lower() leaves a capital Æ, Ø
+    or Å.
+    """
+    needle = text.strip()
     if not needle:
         return []
+    needles = {needle.lower(),
+               "".join(c.lower() if c.isascii() else c.upper() for c in needle)}
     return list(session.scalars(
-        select(Respondent).where(or_(func.lower(Respondent.email).contains(needle,
-                                                                           autoescape=True),
-                                     func.lower(Respondent.name).contains(needle,
-                                                                          autoescape=True)))
+        select(Respondent).where(or_(*(func.lower(column).contains(wanted, autoescape=True)
+                                       for column in (Respondent.email, Respondent.name)
+                                       for wanted in sorted(needles))))
         .order_by(Respondent.name).limit(limit)))
 
 

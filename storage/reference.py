@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -232,3 +233,110 @@ def place(number: str) -> Place | None:
         return Place(county.number, county.name, county.county, county.landsdel,
                      county.size_class, is_county=True)
     return None
+
+
+# --- numbers from after the 2020 reform -------------------------------------------------------
+#
+# Contact lists are often typed from a newer register, with the 2020 number (3401 Kongsvinger)
+# where the barometer needs the 2019 one (0402). The list's 2020 successors, read backwards,
+# say which 2019 municipality a 2020 number was, so the problem can name the number to use.
+
+
+@cache
+def _predecessors() -> dict[str, tuple[Municipality, ...]]:
+    """2020 number → the 2019 kommuner that became (part of) it, for the numbers that are
+    not 2019 numbers themselves."""
+    found: dict[str, list[Municipality]] = {}
+    for kommune in municipalities().values():
+        for successor in kommune.successors_2020:
+            if successor.number not in municipalities():
+                found.setdefault(successor.number, []).append(kommune)
+    return {number: tuple(kommuner) for number, kommuner in found.items()}
+
+
+def predecessors_2019(number: str) -> tuple[Municipality, ...]:
+    """The 2019 kommuner a 2020 municipality number was made of (one when it was only
+    renumbered; a part of a split one included); empty when it is not a 2020 number or is a
+    2019 number as well."""
+    return _predecessors().get(normalise_number(number), ())
+
+
+def successor_name_2020(number: str) -> str | None:
+    """The name of the 2020 municipality with this number, if the list knows it."""
+    wanted = normalise_number(number)
+    for kommune in predecessors_2019(wanted):
+        for successor in kommune.successors_2020:
+            if successor.number == wanted:
+                return successor.name
+    return None
+
+
+@cache
+def _county_predecessors() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """2020 county number → (its name, the 2019 county numbers merged into it), for the
+    2020 counties that are not 2019 ones.
+
+    A 2019 county belongs to the 2020 county most of its kommuner went to: Jevnaker and
+    Lunner moving from Oppland to Viken do not make Oppland part of Viken.
+    """
+    votes: dict[str, Counter[str]] = {}
+    names: dict[str, str] = {}
+    for kommune in municipalities().values():
+        successor = kommune.successors_2020[0]
+        names[successor.county_no] = successor.county
+        votes.setdefault(kommune.county_no, Counter())[successor.county_no] += 1
+    merged: dict[str, list[str]] = {}
+    for county_2019, counts in sorted(votes.items()):
+        merged.setdefault(counts.most_common(1)[0][0], []).append(county_2019)
+    return {number: (names[number], tuple(olds)) for number, olds in merged.items()
+            if number not in county_municipalities() and number != OSLO_COUNTY}
+
+
+def county_predecessors_2019(number: str) -> tuple[CountyMunicipality, ...]:
+    """The 2019 fylkeskommuner a 2020 county number was made of (34 Innlandet: 04 Hedmark
+    and 05 Oppland); empty when it is not a 2020 county number or is a 2019 one as well."""
+    _name, olds = _county_predecessors().get(normalise_number(number), ("", ()))
+    return tuple(county_municipalities()[old] for old in olds)
+
+
+def county_name_2020(number: str) -> str | None:
+    """The name of the 2020 county with this number, if it is one that replaced 2019 ones."""
+    found = _county_predecessors().get(normalise_number(number))
+    return found[0] if found else None
+
+
+def _name_key(name: str) -> str:
+    """A name as it is compared: case and spacing ignored, a trailing "kommune" dropped."""
+    key = " ".join(name.casefold().split())
+    for suffix in (" fylkeskommune", " kommune"):
+        key = key.removesuffix(suffix)
+    return key
+
+
+def named_2019(name: str) -> tuple[Place, ...]:
+    """The 2019 kommuner (or, failing that, fylkeskommuner) called `name` in any of its
+    language forms, in number order; several when the name was shared (Våler, Nes, Os …)."""
+    wanted = _name_key(name)
+    if not wanted:
+        return ()
+    kommuner = tuple(found for kommune in municipalities().values()
+                     if wanted in {_name_key(form) for form in (kommune.name, *kommune.names)}
+                     and (found := place(kommune.number)) is not None)
+    if kommuner:
+        return kommuner
+    return tuple(found for county in county_municipalities().values()
+                 if wanted == _name_key(county.county)
+                 and (found := place(county.number)) is not None)
+
+
+def named_2020(name: str) -> tuple[Municipality, ...]:
+    """The 2019 kommuner that became the 2020 municipality called `name` (Indre Østfold:
+    Askim, Eidsberg, Hobøl, Spydeberg and Trøgstad), in number order; empty when no 2020
+    municipality has that name."""
+    wanted = _name_key(name)
+    if not wanted:
+        return ()
+    return tuple(kommune for kommune in municipalities().values()
+                 if any(wanted in {_name_key(successor.name),
+                                   *(_name_key(part) for part in successor.name.split(" - "))}
+                        for successor in kommune.successors_2020))

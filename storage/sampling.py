@@ -11,6 +11,8 @@ than N allows), the allocation is plain proportional and the result says so.
 Why reproducible: a sample must be re-creatable for the methods report. For a given frame
 file, strata and seed the same units are drawn: strata are visited in a fixed order, the units
 of a stratum keep their order in the file, and all draws come from one `random.Random(seed)`.
+A draw without a seed gets a fresh one (`new_seed`), which is reported with the result so that
+the draw can be repeated.
 
 Substitutes: a bounced or departed unit is replaced by a unit of the same stratum that has
 never been drawn. The sample file keeps every unit ever drawn (the bounced ones too), so a
@@ -24,6 +26,7 @@ the frame's own columns, separator and encoding.
 from __future__ import annotations
 
 import random
+import secrets
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
@@ -210,6 +213,16 @@ def group(contacts: Iterable[Contact], strata: tuple[str, ...]) -> dict[StratumK
 
 
 # --- drawing --------------------------------------------------------------------------------
+
+#: Fresh seeds are drawn from this range: five digits, short enough to read off a summary
+#: and type again.
+SEED_RANGE = range(10_000, 100_000)
+
+
+def new_seed() -> int:
+    """A seed for a draw nobody chose one for (from the system's randomness, not the clock)."""
+    return SEED_RANGE.start + secrets.randbelow(len(SEED_RANGE))
+
 
 
 def draw(contacts: list[Contact], strata: tuple[str, ...], n: int, *, seed: int,

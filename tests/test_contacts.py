@@ -162,6 +162,63 @@ def test_each_rule_reports_its_problem(row: str, message: str) -> None:
     assert problems_of(HEADER + ROWS + row + "\n") == [f"CONTACTS.csv:5: {message}"]
 
 
+@pytest.mark.parametrize(("number", "name", "message"), [
+    # renumbered in 2020: the one 2019 number
+    ("3401", "", "municipality_no '3401' is a 2020 number; in 2019 Kongsvinger was 0402"),
+    ("5401", "Tromsø", "municipality_no '5401' is a 2020 number; in 2019 Tromsø was 1902"),
+    # merged in 2020: the one the row names, else every one it was made of
+    ("3002", "Rygge", "municipality_no '3002' is a 2020 number; in 2019 Rygge was 0136"),
+    ("3002", "", "municipality_no '3002' is a 2020 number (Moss); in 2019 it was 0104 Moss or "
+                 "0136 Rygge: use the number of the respondent's 2019 municipality"),
+    ("1806", "Ballangen kommune",
+     "municipality_no '1806' is a 2020 number; in 2019 Ballangen was 1854"),
+    # a county municipality by its 2020 county number
+    ("34", "Oppland", "municipality_no '34' is a 2020 county number; in 2019 Oppland "
+                      "fylkeskommune was 05"),
+    ("54", "", "municipality_no '54' is a 2020 county number (Troms og Finnmark); in 2019 it "
+               "was 19 Troms fylkeskommune or 20 Finnmark fylkeskommune: use the number of "
+               "the respondent's 2019 municipality"),
+    # a number the list does not know, with a name it does (a later reform's number)
+    ("3101", "Halden", "municipality_no '3101' is not a 2019 municipality number; in 2019 "
+                       "Halden was 0101"),
+    ("9998", "Våler", "municipality_no '9998' is not a 2019 municipality number; in 2019 Våler "
+                      "was 0137 (Østfold) or 0426 (Hedmark)"),
+    ("3118", "Indre Østfold",
+     "municipality_no '3118' is not a 2019 municipality number; Indre Østfold was made in 2020 "
+     "of 0122 Trøgstad, 0123 Spydeberg, 0124 Askim, 0125 Eidsberg and 0138 Hobøl: use the "
+     "number of the respondent's 2019 municipality"),
+    # nothing to go on: as before
+    ("0399", "Ukjentby", "municipality_no '0399' is not a 2019 municipality (4 digits) or "
+                         "county municipality (2 digits)"),
+])
+def test_a_number_from_after_the_reform_names_the_2019_number(number: str, name: str,
+                                                              message: str) -> None:
+    """The reference list's 2020 successors, read backwards, say which number to use."""
+    header = "name,email,role,municipality_no,municipality_name,sector\n"
+    role, sector = ("mayor", "") if len(number) == 2 else ("unit_leader", "helse")
+    row = f"Per,per@x.no,{role},{number},{name},{sector}\n"
+    assert problems_of(header + row) == [f"CONTACTS.csv:2: {message}"]
+
+
+def test_every_2020_number_of_the_list_leads_back_to_2019() -> None:
+    """356 municipalities in 2020; those with a new number lead back to what they were made of,
+    and the 2020 counties to the 2019 counties most of their kommuner came from."""
+    from storage import reference
+
+    made_of: dict[str, set[str]] = {}
+    for kommune in reference.municipalities().values():
+        for successor in kommune.successors_2020:
+            made_of.setdefault(successor.number, set()).add(kommune.number)
+    assert len(made_of) == 356
+    for number, olds in made_of.items():
+        found = {k.number for k in reference.predecessors_2019(number)}
+        assert found == (set() if number in reference.municipalities() else olds), number
+    assert {number: [c.number for c in reference.county_predecessors_2019(number)]
+            for number in ("30", "34", "38", "42", "46", "54", "50", "15", "03")} == {
+        "30": ["01", "02", "06"], "34": ["04", "05"], "38": ["07", "08"], "42": ["09", "10"],
+        "46": ["12", "14"], "54": ["19", "20"], "50": [], "15": [], "03": []}
+
+
 def test_optional_fields_are_checked() -> None:
     """Phone, Telegram and language are optional, but must make sense when given."""
     header = "name,email,role,municipality_no,sector,phone,telegram,lang\n"

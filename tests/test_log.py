@@ -19,6 +19,7 @@ from smtp_servers import SmtpSink, try_later, unknown_user
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 from storage_support import TEST_KEY_TEXT, add_people, add_people_by_sql
+from test_log_words import foreign_or_raw
 
 from bot.channels.email.channel import EmailChannel
 from bot.channels.email.clients import compose_reply
@@ -31,7 +32,7 @@ from bot.conversation.outgoing import SurveyContext, queue_invitations
 from flows.loader import load_shipped
 from storage.answers import AnswerStore, LinkKey
 from storage.db import make_engine, session_factory, transaction
-from storage.history import recent_history, respondent_history
+from storage.history import LANGUAGES, recent_history, respondent_history
 from storage.identity import set_status
 from storage.inbox import message_id_of, store_inbound
 from storage.migrate import (
@@ -164,23 +165,29 @@ def _lines(factory: sessionmaker[Session], respondent: int) -> list[tuple[str, s
 def test_the_history_explains_each_message(world: tuple[sessionmaker[Session], Path]) -> None:
     factory, _config = world
     first = _lines(factory, 1)
-    assert first[0] == ("invitasjon", "queued", "")
+    assert first[0] == ("invitasjon (e-post)", "queued", "")
     retry = next(line for line in first if line[1] == "retry")
-    assert retry[0] == "invitasjon"
-    assert retry[2].startswith("RCPT: 451 4.3.0 try later → nytt forsøk ")
+    assert retry[0] == "invitasjon (e-post)"
+    assert retry[2].startswith(
+        "serveren svarte på mottakeradressen: «451 4.3.0 try later» → nytt forsøk ")
     assert retry[2].endswith("(forsøk 1)")
-    assert [line[:2] for line in first[-2:]] == [("invitasjon", "sent"),
-                                                 ("påminnelse 1", "queued")]
+    assert ("status", "invited", "venter → invitert (invitasjonen er sendt)") in first
+    assert [line[:2] for line in first[-2:]] == [("invitasjon (e-post)", "sent"),
+                                                 ("påminnelse 1 (e-post)", "queued")]
     bounced = _lines(factory, 2)
-    assert ("invitasjon", "bounced", "RCPT: 550 5.1.1 User unknown") in bounced
-    assert ("status", "bounced", "venter → bounce (bounce)") in bounced
+    assert ("invitasjon (e-post)", "bounced",
+            "serveren svarte på mottakeradressen: «550 5.1.1 User unknown»") in bounced
+    assert ("status", "bounced", "venter → avvist (adressen ble avvist)") in bounced
     stopped = _lines(factory, 3)
-    assert any(w == "innkommende email: avmelding" and s == "processed" for w, s, _ in stopped)
-    assert any(s == "opted_out" and d.endswith("→ avmeldt (stopp)") for w, s, d in stopped)
-    assert ("bekreftelse 1", "queued", "") in stopped
+    assert ("innkommende e-post: avmelding", "processed",
+            "lest over sitatets Fra:/Sendt:/Til:-linjer") in stopped
+    assert any(s == "opted_out" and d.endswith("→ avmeldt (ba om å stoppe)")
+               for w, s, d in stopped)
+    assert ("bekreftelse 1 (e-post)", "queued", "") in stopped
     answered = _lines(factory, 4)
     whats = [w for w, s, _ in answered if s == "processed"]
-    assert whats == ["innkommende email: svar", "innkommende email: spørsmål"]
+    assert whats == ["innkommende e-post: svar",
+                     "innkommende e-post: spørsmål til kontaktpersonen"]
     assert any(s == "started" for _w, s, _d in answered)
     with factory() as session:  # the history is in time order
         times = [e.at for e in respondent_history(session, 4)]
@@ -202,7 +209,7 @@ def test_no_answer_or_message_text_is_ever_shown(
         result = runner.invoke(log_command, [*args, "--config", str(config)])
         assert result.exit_code == 0, result.output
         outputs.append(result.output)
-    assert "innkommende email: svar" in outputs[0]
+    assert "innkommende e-post: svar" in outputs[0]
     assert "spørsmål" in outputs[1]
     assert "karantene" in outputs[2]
     for output in outputs:  # ... but never in the log (a JSON time's digits aside)
@@ -221,7 +228,7 @@ def test_the_command_prints_a_table_json_and_the_tail(
     table = runner.invoke(log_command, ["--respondent", "1", "--config", str(config)])
     assert table.exit_code == 0, table.output
     for word in ("tid", "undersøkelse", "hva", "status", "detalj", "invitasjon", "sendt",
-                 "nytt forsøk", "påminnelse 1", SURVEY):
+                 "nytt forsøk", "påminnelse 1 (e-post)", SURVEY):
         assert word in table.output
     lines = runner.invoke(log_command, ["--respondent", "2", "--survey", SURVEY, "--json",
                                         "--config", str(config)]).output.splitlines()
@@ -234,7 +241,7 @@ def test_the_command_prints_a_table_json_and_the_tail(
     tail = [json.loads(line) for line in runner.invoke(
         log_command, ["--tail", "3", "--json", "--config", str(config)]).output.splitlines()]
     assert len(tail) == 3
-    assert tail[-1]["what"] == "påminnelse 1"
+    assert tail[-1]["what"] == "påminnelse 1 (e-post)"
     for wrong in ([], ["--respondent", "1", "--tail", "2"], ["--tail", "2", "--survey", "s"]):
         result = runner.invoke(log_command, [*wrong, "--config", str(config)])
         assert result.exit_code == 2
@@ -248,6 +255,56 @@ def test_recent_history_reads_only_the_newest_rows(
         everything = recent_history(session, 10_000)
         assert recent_history(session, 5) == everything[-5:]
         assert recent_history(session, 0) == []
+
+
+# --- one language, no raw code ---------------------------------------------------------------
+
+
+def _outputs(config: Path, lang: str) -> list[str]:
+    runner = CliRunner()
+    outputs = []
+    for args in (["--respondent", "1"], ["--respondent", "2"], ["--respondent", "3"],
+                 ["--respondent", "4"], ["--tail", "500"], ["--respondent", "9"],
+                 ["--respondent", "2", "--survey", "other"]):
+        result = runner.invoke(log_command, [*args, "--lang", lang, "--config", str(config)])
+        outputs.append(result.output)
+    tail = runner.invoke(log_command, ["--tail", "500", "--json", "--lang", lang,
+                                       "--config", str(config)])
+    for line in tail.output.splitlines():
+        entry = json.loads(line)
+        outputs.append(f"{entry['what']}\n{entry['detail']}")
+    return outputs
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_the_log_is_in_one_language_with_no_raw_code(
+        world: tuple[sessionmaker[Session], Path], lang: str) -> None:
+    _factory, config = world
+    outputs = _outputs(config, lang)
+    for output in outputs:
+        assert foreign_or_raw(output, lang) == [], output
+    everything = "\n".join(outputs)
+    if lang == "nb":
+        for said in ("invitasjonen er sendt", "innkommende e-post: svar", "karantene",
+                     "lest over sitatets", "nytt forsøk", "ingen respondent har id 9",
+                     "ingen hendelser"):
+            assert said in everything
+    else:
+        for said in ("the invitation was sent", "incoming email: answer", "quarantined",
+                     "read above the quoted", "next attempt", "no respondent has id 9",
+                     "no events", "Last 27 events"):
+            assert said in everything
+
+
+def test_usage_errors_follow_the_language(world: tuple[sessionmaker[Session], Path]) -> None:
+    _factory, config = world
+    runner = CliRunner()
+    for lang, said in (("nb", "si hvem"), ("en", "say whose history")):
+        result = runner.invoke(log_command, ["--lang", lang, "--config", str(config)])
+        assert result.exit_code == 2
+        assert result.output.startswith(f"svarbot: {said}")
+    assert runner.invoke(log_command, ["--tail", "1", "--lang", "de",
+                                       "--config", str(config)]).exit_code == 2
 
 
 # --- set_status and migration 0003 ------------------------------------------------------------
@@ -297,7 +354,7 @@ def test_db_upgrade_brings_a_0002_database_up_with_its_statuses(db_url: str,
                                             (3, "finished", None, "status before 0003")]
         entries = respondent_history(session, 2)
         assert [(e.what, e.status, e.detail) for e in entries] == [
-            ("status", "bounced", "bounce (status before 0003)")]
+            ("status", "bounced", "avvist (status fra før hendelsesloggen)")]
     engine.dispose()
 
 
@@ -329,5 +386,6 @@ def test_db_upgrade_to_0004_moves_retry_numbers_out_of_the_text(db_url: str) -> 
         next_at = rows[1][3]
         assert next_at.replace(tzinfo=dt.UTC) == dt.datetime(2019, 10, 15, 7, 10, tzinfo=dt.UTC)
         details = [e.detail for e in respondent_history(session, 1) if e.source == "outbox"]
-        assert sorted(details) == ["", "451 4.3.0 try later → nytt forsøk 09:10 (forsøk 2)"]
+        assert sorted(details) == [
+            "", "serveren svarte «451 4.3.0 try later» → nytt forsøk 09:10 (forsøk 2)"]
     engine.dispose()

@@ -32,6 +32,7 @@ from storage.sampling import (
     allocate,
     draw,
     group,
+    new_seed,
     parse_strata,
     stratum_of,
     substitutes,
@@ -363,6 +364,33 @@ def test_cli_sample_replace(tmp_path: Path, frame_path: Path) -> None:
     after = load_contacts(out).contacts
     assert len(after) == 51
     assert stratum_of(after[-1], STRATA3) == stratum_of(sampled[0], STRATA3)
+
+
+def test_cli_sample_without_a_seed_prints_the_one_it_drew(tmp_path: Path,
+                                                          frame_path: Path) -> None:
+    """No --seed: a fresh one, named in the summary with how to draw the same sample again."""
+    from click.testing import CliRunner
+
+    from bot.cli.contacts import sample_command
+
+    first, again = tmp_path / "first.csv", tmp_path / "again.csv"
+    runner = CliRunner()
+    drawn = runner.invoke(sample_command, [str(frame_path), "--n", "40", "--out", str(first)])
+    assert drawn.exit_code == 0, drawn.output
+    summary = drawn.stdout.splitlines()[-1]
+    match = re.fullmatch(rf"{re.escape(str(first))}: 40 units from 3000 in \d+ strata "
+                         r"\(seed (\d+): run again with --seed (\d+) to draw the same sample\)",
+                         summary)
+    assert match is not None, summary
+    assert match[1] == match[2]
+    repeated = runner.invoke(sample_command, [str(frame_path), "--n", "40", "--seed", match[1],
+                                              "--out", str(again)])
+    assert repeated.exit_code == 0
+    assert repeated.stdout.splitlines()[-1].endswith(f"(seed {match[1]})")
+    assert first.read_bytes() == again.read_bytes()
+    seeds = {new_seed() for _ in range(50)}
+    assert len(seeds) > 1
+    assert all(10_000 <= seed < 100_000 for seed in seeds)
 
 
 @pytest.mark.parametrize(("args", "status", "message"), [

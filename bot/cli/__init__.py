@@ -25,6 +25,7 @@ def _register_commands() -> None:
     from bot.cli import (
         contacts,
         demo,
+        find,
         flow,
         log,
         mail,
@@ -38,8 +39,8 @@ def _register_commands() -> None:
         web,
     )
 
-    for module in (flow, storage, contacts, run, report, mail, outbox, plan, log, telegram,
-                   user, web, demo):
+    for module in (flow, storage, contacts, run, report, mail, outbox, plan, log, find,
+                   telegram, user, web, demo):
         for command in module.COMMANDS:
             main.add_command(command)
 

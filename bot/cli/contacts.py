@@ -17,6 +17,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -197,7 +198,22 @@ def _replacement_table(result: Replacement) -> Table:
     return table
 
 
-def _draw(frame: str, out: str, *, n: int | None, strata: tuple[str, ...], seed: int,
+@dataclass(frozen=True, slots=True)
+class Seed:
+    """The seed of a draw, and whether svarbot chose it (then the summary says how to draw
+    the same again)."""
+
+    value: int
+    fresh: bool = False
+
+    def summary(self, what: str) -> str:
+        """`seed 7`, or for a fresh seed how to repeat the draw."""
+        if not self.fresh:
+            return f"seed {self.value}"
+        return f"seed {self.value}: run again with --seed {self.value} to draw the same {what}"
+
+
+def _draw(frame: str, out: str, *, n: int | None, strata: tuple[str, ...], seed: Seed,
           minimum: int, force: bool) -> None:
     from rich.console import Console
 
@@ -209,17 +225,17 @@ def _draw(frame: str, out: str, *, n: int | None, strata: tuple[str, ...], seed:
         _fail(f"{out} exists; a sample in use must not be overwritten (use --force to draw "
               f"anew, or --replace for substitutes)")
     loaded = _load(frame, "nothing written")
-    result = write_sample(loaded, out, n=n, strata=strata, seed=seed, minimum=minimum)
+    result = write_sample(loaded, out, n=n, strata=strata, seed=seed.value, minimum=minimum)
     Console().print(_sample_table(result, n))
     if not result.minimum_met:
         click.echo(f"svarbot: warning: {len(result.rows)} strata cannot all get "
                    f"{minimum} units in a sample of {n}; allocated in proportion only", err=True)
     click.echo(f"{out}: {n} units from {sum(r.frame for r in result.rows)} "
-               f"in {len(result.rows)} strata (seed {seed})")
+               f"in {len(result.rows)} strata ({seed.summary('sample')})")
 
 
 def _replace(frame: str, gone: str, previous: str, out: str, *, strata: tuple[str, ...],
-             seed: int) -> None:
+             seed: Seed) -> None:
     from rich.console import Console
 
     from storage.contacts import ContactsError
@@ -230,13 +246,14 @@ def _replace(frame: str, gone: str, previous: str, out: str, *, strata: tuple[st
     loaded_sample = _load(previous, "nothing written")
     try:
         result = write_replacement(loaded_frame, loaded_sample, gone, out, strata=strata,
-                                   seed=seed)
+                                   seed=seed.value)
     except ContactsError as exc:
         _problems(exc.problems, gone, "nothing written")
     for warning in result.warnings:
         click.echo(warning, err=True)
     Console().print(_replacement_table(result))
-    click.echo(f"{out}: {len(result.lines)} substitutes added (seed {seed})")
+    click.echo(f"{out}: {len(result.lines)} substitutes added "
+               f"({seed.summary('substitutes')})")
     if result.shortfall:
         click.echo(f"svarbot: warning: {result.shortfall} units could not be replaced: "
                    f"their strata have no undrawn units left", err=True)
@@ -248,8 +265,10 @@ def _replace(frame: str, gone: str, previous: str, out: str, *, strata: tuple[st
 @click.option("--strata", default="sector,landsdel,size", show_default=True,
               help="Comma-separated stratum names, from: sector, landsdel, size, county, role, "
                    "unit_type, lang.")
-@click.option("--seed", type=int, required=True,
-              help="Random seed; the same frame, strata and seed give the same sample.")
+@click.option("--seed", type=int,
+              help="Random seed; the same frame, strata and seed give the same sample. "
+                   "Default: a fresh one, printed with the result so the draw can be "
+                   "repeated.")
 @click.option("--min-per-stratum", "minimum", type=click.IntRange(min=0), default=2,
               show_default=True, help="Units every stratum gets at least (all, if smaller).")
 @click.option("--out", required=True, help="The sample file to write (frame's columns).")
@@ -258,13 +277,16 @@ def _replace(frame: str, gone: str, previous: str, out: str, *, strata: tuple[st
 @click.option("--sample", "previous", metavar="PATH",
               help="With --replace: the sample the units were drawn in (default: --out).")
 @click.option("--force", is_flag=True, help="Overwrite an existing --out with a new sample.")
-def sample_command(frame: str, n: int | None, strata: str, seed: int, minimum: int, out: str,
-                   gone: str | None, previous: str | None, force: bool) -> None:
+def sample_command(frame: str, n: int | None, strata: str, seed: int | None, minimum: int,
+                   out: str, gone: str | None, previous: str | None, force: bool) -> None:
     """Draw a stratified random sample from FRAME (a contacts CSV) into --out.
 
     \b
     Draw:     svarbot sample FRAME.csv --n 1200 --seed 2020 --out SAMPLE.csv
     Replace:  svarbot sample FRAME.csv --replace BOUNCED.csv --seed 2021 --out SAMPLE.csv
+
+    Without --seed a fresh seed is drawn and printed with the result ("seed 48213: run again
+    with --seed 48213 …"), so that the same draw can be made again.
 
     Each stratum gets --min-per-stratum units (or all it has), the rest is shared in
     proportion to stratum sizes and rounded so the total is exactly N. A table per stratum is
@@ -274,16 +296,17 @@ def sample_command(frame: str, n: int | None, strata: str, seed: int, minimum: i
     followed by the substitutes. Use the same --strata as for the draw. Re-import the sample
     with `svarbot import` to invite the substitutes.
     """
-    from storage.sampling import SamplingError, parse_strata
+    from storage.sampling import SamplingError, new_seed, parse_strata
 
+    chosen = Seed(seed) if seed is not None else Seed(new_seed(), fresh=True)
     try:
         names = parse_strata(strata)
         if gone is None:
-            _draw(frame, out, n=n, strata=names, seed=seed, minimum=minimum, force=force)
+            _draw(frame, out, n=n, strata=names, seed=chosen, minimum=minimum, force=force)
             return
         if n is not None:
             _fail("--n is not used with --replace (one substitute per unit replaced)")
-        _replace(frame, gone, previous or out, out, strata=names, seed=seed)
+        _replace(frame, gone, previous or out, out, strata=names, seed=chosen)
     except SamplingError as exc:
         _fail(str(exc))
     except OSError as exc:

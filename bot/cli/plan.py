@@ -21,6 +21,8 @@ from bot.cli.common import config_option, fail, load_config
 from bot.config import Settings, SurveySettings
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from bot.campaign.jobs import Decision
     from bot.campaign.plan import Plan
 
@@ -77,27 +79,64 @@ def closed_days(plan: Plan, first: dt.date, last: dt.date) -> list[tuple[dt.date
     return days
 
 
+def _closed(plan: Plan, status: str | None, now: dt.datetime) -> bool:
+    """Whether the survey takes no more answers: closed (or sealed) in the database, or its
+    plan's close is past (the scheduler closes it at its next tick)."""
+    return status in ("closed", "sealed") or now >= plan.close_at
+
+
+def _headline(survey_id: str, plan: Plan, status: str | None, now: dt.datetime) -> str:
+    """`undersøkelse X: åpen; invitasjon …, stenger …`, or how it closed."""
+    zone = plan.window.zone.key
+    invite, close = _moment(plan.invite_at, plan), _moment(plan.close_at, plan)
+    missing = "ikke i databasen (svarbot init); " if status is None else ""
+    if status == "sealed":
+        return (f"undersøkelse {survey_id}: forseglet; stengt {close} ({zone}), "
+                f"invitasjon {invite}")
+    if _closed(plan, status, now):
+        return f"undersøkelse {survey_id}: {missing}stengt {close} ({zone}); invitasjon {invite}"
+    shown = _STATUS_LABELS.get(status, status) + "; " if status else missing
+    return f"undersøkelse {survey_id}: {shown}invitasjon {invite}, stenger {close} ({zone})"
+
+
+def _new_wave(survey_id: str, status: str | None, config: str) -> str:
+    """What to change for the survey to send again, once it has closed (wrapped at 100)."""
+    import textwrap
+
+    if status in ("closed", "sealed"):
+        advice = (f"En ny runde er en ny undersøkelse: legg den inn i {config} med en ny id "
+                  f"(med spørreskjemaet til {survey_id}, eller et nytt) og plan.invite og "
+                  f"plan.close fram i tid, og importer utvalget med `svarbot import FIL "
+                  f"--survey NY-ID`.")
+    else:
+        advice = (f"For å sende: sett plan.invite og plan.close for {survey_id} i {config} "
+                  f"til datoer fram i tid (og flytt datoene i plan.window.blocked). Er den "
+                  f"alt gjennomført, er en ny runde en ny undersøkelse med ny id.")
+    return textwrap.fill(advice, width=100, break_on_hyphens=False)
+
+
 def _print_calendar(survey_id: str, plan: Plan, status: str | None,
-                    rows: list[tuple[dt.date, str, str, int]], as_json: bool) -> None:
+                    rows: list[tuple[dt.date, str, str, int]], as_json: bool, *,
+                    now: dt.datetime, config: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
     closed = closed_days(plan, rows[0][0], rows[-1][0]) if rows else []
+    ended = _closed(plan, status, now)
     if as_json:
         click.echo(json.dumps({
-            "survey": survey_id, "status": status,
+            "survey": survey_id, "status": status, "closed": ended,
             "invite_at": plan.invite_at.isoformat(), "close_at": plan.close_at.isoformat(),
             "days": [{"day": d.isoformat(), "channel": c, "kind": k, "count": n}
                      for d, c, k, n in rows],
             "closed_days": [{"day": d.isoformat(), "reason": r} for d, r in closed]},
             ensure_ascii=False, indent=2))
         return
-    shown = _STATUS_LABELS.get(status, status) if status else "ikke i databasen (svarbot init)"
-    click.echo(f"undersøkelse {survey_id}: {shown}; "
-               f"invitasjon {_moment(plan.invite_at, plan)}, "
-               f"stenger {_moment(plan.close_at, plan)} ({plan.window.zone.key})")
+    click.echo(_headline(survey_id, plan, status, now))
     if not rows:
-        click.echo("ingenting mer å sende")
+        click.echo("ingenting mer å sende" + (": undersøkelsen er stengt" if ended else ""))
+        if ended:
+            click.echo(_new_wave(survey_id, status, config))
         return
     table = Table(title=f"plan for {survey_id}")
     for column in ("dag", "kanal", "type"):
@@ -113,10 +152,12 @@ def _print_calendar(survey_id: str, plan: Plan, status: str | None,
         table.add_row(*cells, style="dim" if cells[4] else None)
     table.add_row("i alt", "", "", str(sum(n for *_rest, n in rows)), "", style="bold")
     Console(width=100).print(table)
+    if ended:
+        click.echo(_new_wave(survey_id, status, config))
 
 
 def _print_decisions(invitation_id: int, plan: Plan, decisions: list[Decision],
-                     as_json: bool) -> None:
+                     as_json: bool, *, headline: str | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -127,6 +168,8 @@ def _print_decisions(invitation_id: int, plan: Plan, decisions: list[Decision],
                            else d.when.isoformat(), "reason": d.reason} for d in decisions]},
             ensure_ascii=False, indent=2))
         return
+    if headline is not None:
+        click.echo(headline)
     table = Table(title=f"invitasjon {invitation_id}")
     table.add_column("melding")
     table.add_column("når")
@@ -139,17 +182,21 @@ def _print_decisions(invitation_id: int, plan: Plan, decisions: list[Decision],
 @click.command("plan")
 @click.argument("survey_id", metavar="SURVEY")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-@click.option("--respondent", "invitation_id", type=int, metavar="ID",
-              help="Explain one person's messages instead. ID is the invitation id, the number "
-                   "in the log lines (\"invitation 42: pending -> invited\") and in "
-                   "`svarbot outbox`; it names one person in one survey.")
+@click.option("--respondent", "who", metavar="ID|NAME|ADDRESS",
+              help="Explain one person's messages instead: the invitation id (shown by "
+                   "`svarbot find` for each survey, and in the log lines \"invitation 42: "
+                   "pending -> invited\"), or a piece of the name or address of one person "
+                   "invited to SURVEY.")
 @config_option
-def plan_command(survey_id: str, as_json: bool, invitation_id: int | None,
+def plan_command(survey_id: str, as_json: bool, who: str | None,
                  config_path: str | None) -> None:
     """Show what SURVEY's campaign will send, per day, or why one person gets what.
 
     A dry run: nothing is queued or changed. Reminders are projected from the current state,
     as if nobody answers further; days the send window is closed are listed with the reason.
+    A survey whose close is past is shown as closed, with what to change in the
+    configuration for a new wave. A name or address that fits several people lists them
+    (exit status 1).
     """
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -158,7 +205,7 @@ def plan_command(survey_id: str, as_json: bool, invitation_id: int | None,
     from flows.loader import QuestionnaireError, load_reference
     from storage.db import StorageError, session_factory
     from storage.migrate import open_database
-    from storage.schema import Invitation, Survey
+    from storage.schema import Survey
 
     settings = load_config(config_path)
     survey = _survey(settings, survey_id)
@@ -176,16 +223,15 @@ def plan_command(survey_id: str, as_json: bool, invitation_id: int | None,
     except StorageError as exc:
         fail(str(exc))
     now = dt.datetime.now(dt.UTC)
+    invitation_id: int | None = None
     try:
         with session_factory(engine)() as session:
-            if invitation_id is not None:
-                invitation = session.get(Invitation, invitation_id)
-                if invitation is None or invitation.survey_id != survey_id:
-                    fail(f"no invitation {invitation_id} in survey {survey_id!r}")
+            db_survey = session.get(Survey, survey_id)
+            status = None if db_survey is None else str(db_survey.status)
+            if who is not None:
+                invitation_id = _invitation_id(session, who, survey_id)
                 decisions = explain(session, settings, surveys, invitation_id, now=now)
             else:
-                db_survey = session.get(Survey, survey_id)
-                status = None if db_survey is None else str(db_survey.status)
                 rows = calendar(session, settings, surveys, survey_id, now=now)
     except CampaignError as exc:
         fail(str(exc))
@@ -194,9 +240,33 @@ def plan_command(survey_id: str, as_json: bool, invitation_id: int | None,
     finally:
         engine.dispose()
     if invitation_id is not None:
-        _print_decisions(invitation_id, plan, decisions, as_json)
+        headline = _headline(survey_id, plan, status, now) if _closed(plan, status, now) \
+            else None
+        _print_decisions(invitation_id, plan, decisions, as_json, headline=headline)
     else:
-        _print_calendar(survey_id, plan, status, rows, as_json)
+        _print_calendar(survey_id, plan, status, rows, as_json, now=now,
+                        config=config_path or "config.yaml")
+
+
+def _invitation_id(session: Session, who: str, survey_id: str) -> int:
+    """The invitation `--respondent` names: by its id, or the one person in SURVEY whose
+    name or address it fits (`svarbot find`'s search; several are listed, exit 1)."""
+    from sqlalchemy import select
+
+    from bot.cli.find import resolve
+    from storage.history import Words
+    from storage.schema import Invitation
+
+    text = who.strip()
+    if text.isascii() and text.isdigit():
+        invitation = session.get(Invitation, int(text))
+        if invitation is None or invitation.survey_id != survey_id:
+            fail(f"no invitation {text} in survey {survey_id!r} (`svarbot find` shows "
+                 "each person's invitation ids)")
+        return invitation.id
+    respondent = resolve(session, text, Words("nb"), survey=survey_id)
+    return session.scalars(select(Invitation.id).where(
+        Invitation.respondent_id == respondent.id, Invitation.survey_id == survey_id)).one()
 
 
 COMMANDS: list[click.Command] = [plan_command]
