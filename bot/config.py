@@ -4,13 +4,22 @@ Policy: a typo must never be silently ignored. Unknown keys, wrong types and a m
 raise `ConfigError` with one line that names the file and the key (`config.yaml: privacy.min_cel:
 unknown key (did you mean 'min_cell'?)`); the CLI prints it and exits with status 2.
 Every key is documented in the shipped `config.yaml` itself.
+
+Paths in a configuration file (the SQLite database, questionnaire files, frames, the previous
+wave) are relative to the folder of that file, not to wherever svarbot is started, so one file
+gives the same answers from any folder and a folder with its configuration can be moved. The
+default configuration that ships inside the package (`default_config_path`, a copy of the
+documented `config.yaml`) is read relative to the current folder instead: it stands for "this
+folder", the way a `config.yaml` beside one's work does.
 """
 
 from __future__ import annotations
 
 import difflib
 import itertools
+import os
 from datetime import UTC, date, datetime, timedelta
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -505,8 +514,16 @@ def _describe(error: ValidationError, source: str) -> str:
     return f"{source}: {key}: {first['msg'].lower()}{shown}"
 
 
-def load_settings(path: str | Path) -> Settings:
+def default_config_path() -> Path:
+    """The default configuration shipped inside the package (the documented `config.yaml`)."""
+    return Path(str(resources.files("bot").joinpath("data", "config.yaml")))
+
+
+def load_settings(path: str | Path, *, relative_to: str | Path | None = None) -> Settings:
     """Read and validate a configuration file.
+
+    Relative paths in it are taken against `relative_to`, by default the folder the file is
+    in (see `resolve_paths`).
 
     Raises:
         ConfigError: missing file, broken YAML, unknown key or wrong type; the message names
@@ -531,9 +548,76 @@ def load_settings(path: str | Path) -> Settings:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the configuration must be a mapping of sections")
     try:
-        return Settings.model_validate(raw)
+        settings = Settings.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, str(path))) from exc
+    base = Path(relative_to) if relative_to is not None else path.parent
+    return resolve_paths(settings, Path(os.path.abspath(base.expanduser())))
+
+
+# --- paths relative to the configuration ----------------------------------------------------
+
+
+def _against(value: str, base: Path) -> str:
+    """`value` as an absolute path: `~` expanded, a relative path joined to `base`."""
+    path = Path(value).expanduser()
+    return str(path) if path.is_absolute() else os.path.normpath(base / path)
+
+
+def sqlite_url_against(url: str, base: Path) -> str:
+    """`url` with a relative SQLite file made absolute against `base`.
+
+    `sqlite:///svarbot.db` becomes `sqlite:////<base>/svarbot.db`; an absolute file
+    (`sqlite:////…`), SQLite in memory, a `file:` URI and every other database are left as
+    written. A URL that cannot be read is left too: opening it says what is wrong.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url
+    database = parsed.database
+    if (parsed.get_backend_name() != "sqlite" or not database or database == ":memory:"
+            or database.startswith("file:")):
+        return url
+    resolved = _against(database, base)
+    if resolved == database:
+        return url
+    return parsed.set(database=resolved).render_as_string(hide_password=False)
+
+
+def is_questionnaire_file(reference: str, base: Path) -> bool:
+    """Whether a survey's `questionnaire` names a file rather than a shipped questionnaire.
+
+    A file is named with its `.yaml`/`.yml` ending or a folder, or is a file in `base`; a
+    shipped questionnaire is named by its id (`virksomhetsleder-2020`).
+    """
+    return (reference.endswith((".yaml", ".yml")) or "/" in reference
+            or os.sep in reference or (base / reference).is_file())
+
+
+def resolve_paths(settings: Settings, base: Path) -> Settings:
+    """`settings` with every relative path in it taken against the folder `base`.
+
+    These are the SQLite file of `database.url` and each survey's `questionnaire` (when it
+    is a file), `frame` and `previous`. Absolute paths and shipped questionnaires' ids are
+    kept as they are.
+    """
+    surveys = []
+    for survey in settings.surveys:
+        update: dict[str, str] = {}
+        if is_questionnaire_file(survey.questionnaire, base):
+            update["questionnaire"] = _against(survey.questionnaire, base)
+        if survey.frame is not None:
+            update["frame"] = _against(survey.frame, base)
+        if survey.previous is not None:
+            update["previous"] = _against(survey.previous, base)
+        surveys.append(survey.model_copy(update=update))
+    database = settings.database.model_copy(
+        update={"url": sqlite_url_against(settings.database.url, base)})
+    return settings.model_copy(update={"database": database, "surveys": tuple(surveys)})
 
 
 def plan_from_settings(settings: PlanSettings) -> Plan:

@@ -117,7 +117,7 @@ def _explain(url: str, exc: SQLAlchemyError) -> StorageError:
 def _require_file(url: str) -> None:
     path = sqlite_file(url)
     if path is not None and not path.exists():
-        raise StorageError(f"{path}: no such database; create it with `svarbot init`")
+        raise StorageError(f"{path.absolute()}: no such database; create it with `svarbot init`")
 
 
 @contextmanager

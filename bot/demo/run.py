@@ -20,8 +20,13 @@ What it does, in the order a real campaign would:
    channel → engine → store;
 5. prints the operator's summary and the first published tables, small cells hidden.
 
-Everything goes into one folder (default `demo/`), with a config file pointing at its database,
-so the result can be explored afterwards with `svarbot report … --config demo/config.yaml`.
+While the people answer, the fieldwork is shown as it happens: invitations sent, conversations
+finished of those begun, messages in flight. A terminal gets progress bars; a pipe or a log
+file, where bars never show, gets a plain line every few seconds.
+
+Everything goes into one folder (default `demo/`), with a config file pointing at its database
+and frames by paths relative to that folder (so it can be moved), and the result can be
+explored afterwards with `svarbot report … --config demo/config.yaml`.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import contextlib
 import os
 import random
 import secrets
+import shlex
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -38,16 +44,17 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
+from typing import Any, Protocol
 
 import yaml
 from rich.console import Console
-from rich.progress import Progress, TaskID
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.channels.registry import configured_channels
-from bot.config import Settings
+from bot.config import Settings, load_settings
 from bot.conversation.outgoing import (
     SurveyContext,
     invitation_channel,
@@ -99,6 +106,8 @@ TELEGRAM_PER_CHAT_PER_SECOND = 1.0
 TELEGRAM_BURST = 3
 #: The simulated Telegram users' ids: this plus the invitation's id.
 CHAT_IDS = 700_000_000
+#: Seconds between two plain progress lines when the output is not a terminal.
+PROGRESS_EVERY = 5.0
 
 
 @dataclass(slots=True)
@@ -151,20 +160,43 @@ class Fieldwork:
         return self.channels.setdefault(name, ChannelTally())
 
 
+#: The demo's database, in its folder.
+DATABASE_FILE = "svarbot.db"
+
+
 def _fresh_database(folder: Path) -> str:
     for suffix in ("", "-wal", "-shm"):
-        (folder / f"svarbot.db{suffix}").unlink(missing_ok=True)
-    url = f"sqlite:///{folder / 'svarbot.db'}"
+        (folder / f"{DATABASE_FILE}{suffix}").unlink(missing_ok=True)
+    url = f"sqlite:///{folder.absolute() / DATABASE_FILE}"
     init_database(url)
     return url
 
 
-def _write_config(settings: Settings, folder: Path, url: str) -> Path:
+def _portable(settings: Settings, folder: Path) -> dict[str, Any]:
+    """The settings as YAML data, the database and every file inside `folder` named relative
+    to it: a configuration's paths are read against its own folder, so the demo's folder
+    works from anywhere and can be moved."""
+    folder = folder.absolute()
+
+    def inside(value: str) -> str:
+        path = Path(value)
+        return path.relative_to(folder).as_posix() if path.is_relative_to(folder) else value
+
     data = settings.model_dump(mode="json")
-    data["database"]["url"] = url
+    data["database"]["url"] = f"sqlite:///{DATABASE_FILE}"
+    for survey in data["surveys"]:
+        for key in ("questionnaire", "frame", "previous"):
+            if isinstance(survey.get(key), str):
+                survey[key] = inside(survey[key])
+    return data
+
+
+def _write_config(settings: Settings, folder: Path) -> Path:
     path = folder / "config.yaml"
-    path.write_text("# Written by `svarbot demo`: the shipped configuration with the demo "
-                    "database.\n" + yaml.safe_dump(data, allow_unicode=True, sort_keys=False),
+    path.write_text("# Written by `svarbot demo`: the shipped configuration with the demo's "
+                    "database and frames.\n# Paths are relative to this file's folder.\n"
+                    + yaml.safe_dump(_portable(settings, folder), allow_unicode=True,
+                                     sort_keys=False),
                     encoding="utf-8")
     return path
 
@@ -233,11 +265,12 @@ def _with_frames(settings: Settings, folder: Path) -> Settings:
     surveys = []
     for survey in settings.surveys:
         mayors = survey.questionnaire.startswith("ordforer")
-        frame = folder / ("ordforere.csv" if mayors else "virksomhetsledere-ramme.csv")
+        frame = folder.absolute() / ("ordforere.csv" if mayors
+                                     else "virksomhetsledere-ramme.csv")
         surveys.append(survey.model_copy(update={
             "frame": str(frame), "weight_by": [] if mayors else survey.weight_by,
             "previous": None if mayors else str(PREVIOUS_2018)}))
-    return settings.model_copy(update={"surveys": surveys})
+    return settings.model_copy(update={"surveys": tuple(surveys)})
 
 
 def _telegram_settings(settings: Settings, fake: FakeTelegram) -> Settings:
@@ -299,33 +332,145 @@ def _people(factory: sessionmaker[Session], contexts: dict[str, SurveyContext],
 
 @dataclass(slots=True)
 class _Counts:
-    """Rows in the outbox (by channel) and the inbox, and how many are still to handle."""
+    """What is still to handle in the outbox (by channel) and the inbox, and where the
+    invitations stand."""
 
-    out_total: Counter[str] = field(default_factory=Counter)
     out_waiting: Counter[str] = field(default_factory=Counter)
-    in_total: int = 0
     in_waiting: int = 0
+    #: Invitations sent (or refused by the recipient's server), whatever their channel.
+    invitations_sent: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+
+
+#: Outbox rows that are still to be sent.
+_WAITING = (OutboxStatus.QUEUED, OutboxStatus.SENDING, OutboxStatus.RETRY)
 
 
 def _counts(factory: sessionmaker[Session]) -> _Counts:
-    waiting = (OutboxStatus.QUEUED, OutboxStatus.SENDING, OutboxStatus.RETRY)
     counts = _Counts()
     with factory() as session:
-        for channel, status, n in session.execute(
-                select(OutboxMessage.channel, OutboxMessage.status, func.count())
-                .group_by(OutboxMessage.channel, OutboxMessage.status)):
-            counts.out_total[channel] += n
-            counts.out_waiting[channel] += n if status in waiting else 0
+        for channel, kind, status, n in session.execute(
+                select(OutboxMessage.channel, OutboxMessage.kind, OutboxMessage.status,
+                       func.count())
+                .group_by(OutboxMessage.channel, OutboxMessage.kind, OutboxMessage.status)):
+            if status in _WAITING:
+                counts.out_waiting[channel] += n
+            elif kind == "invitation":
+                counts.invitations_sent += n
         for in_status, n in session.execute(select(InboxMessage.status, func.count())
                                             .group_by(InboxMessage.status)):
-            counts.in_total += n
             counts.in_waiting += n if in_status == InboxStatus.RECEIVED else 0
+        for invitation_status, n in session.execute(select(Invitation.status, func.count())
+                                                    .group_by(Invitation.status)):
+            counts.statuses[invitation_status] += n
     return counts
+
+
+@dataclass(frozen=True, slots=True)
+class FieldworkState:
+    """How far the fieldwork has come at one moment, as the demo shows it while it runs."""
+
+    seconds: float
+    invited: int
+    #: Invitations sent (or refused by the recipient's server).
+    sent: int
+    #: Conversations begun (something was answered) and, of those, finished.
+    started: int
+    finished: int
+    #: Messages on their way: waiting in the outbox, unread in the people's mailboxes, Telegram
+    #: updates not yet fetched, and inbox rows not yet handled.
+    in_flight: int
+
+    def line(self, what: str = "feltarbeid") -> str:
+        """The state as one plain line (for a log file or a pipe)."""
+        return (f"{what} {self.seconds:.0f} s: {self.sent}/{self.invited} invitasjoner sendt, "
+                f"{self.finished} av {self.started} påbegynte samtaler fullført, "
+                f"{self.in_flight} meldinger i omløp")
+
+
+def _state(counts: _Counts, world: WorldMail, fake: FakeTelegram, *, invited: int,
+           seconds: float) -> FieldworkState:
+    statuses = counts.statuses
+    finished = statuses[InvitationStatus.FINISHED]
+    read = sum(person.received for person in world.respondents.values())
+    unread = max(world.outcome.delivered - read, 0)
+    return FieldworkState(
+        seconds=seconds, invited=invited, sent=counts.invitations_sent,
+        started=statuses[InvitationStatus.STARTED] + finished, finished=finished,
+        in_flight=(counts.out_waiting.total() + unread + len(fake.pending_updates())
+                   + counts.in_waiting))
+
+
+class _Watch(Protocol):
+    """Where the fieldwork is shown while it runs."""
+
+    def show(self, state: FieldworkState) -> None:
+        """The fieldwork has moved (called a few times a second)."""
+
+    def done(self, state: FieldworkState) -> None:
+        """The fieldwork has settled (or the demo stopped waiting)."""
+
+
+class _Bars:
+    """Progress bars on a terminal, redrawn as the fieldwork moves."""
+
+    COLUMNS = (TextColumn("{task.description}"), BarColumn(),
+               TextColumn("{task.fields[count]}"), TimeElapsedColumn())
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._sent = progress.add_task("invitasjoner sendt", total=None, count="")
+        self._finished = progress.add_task("samtaler fullført av påbegynte", total=None,
+                                           count="")
+        self._in_flight = progress.add_task("meldinger i omløp", total=None, count="")
+
+    def show(self, state: FieldworkState) -> None:
+        self._bar(self._sent, state.sent, state.invited)
+        self._bar(self._finished, state.finished, state.started)
+        self._progress.update(self._in_flight, count=str(state.in_flight))
+
+    def done(self, state: FieldworkState) -> None:
+        self.show(state)
+
+    def _bar(self, task: TaskID, done: int, total: int) -> None:
+        self._progress.update(task, total=max(total, 1), completed=done,
+                              count=f"{done}/{total}")
+
+
+class _Lines:
+    """A plain line every `every` seconds, and one at the end, where bars would never show."""
+
+    def __init__(self, console: Console, every: float) -> None:
+        self._console = console
+        self._every = every
+        self._next = every
+
+    def show(self, state: FieldworkState) -> None:
+        if state.seconds >= self._next:
+            self._print(state.line())
+            while self._next <= state.seconds:
+                self._next += self._every
+
+    def done(self, state: FieldworkState) -> None:
+        self._print(state.line("feltarbeid ferdig etter"))
+
+    def _print(self, line: str) -> None:
+        self._console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+@contextlib.contextmanager
+def _watching(console: Console, every: float) -> Iterator[_Watch]:
+    """Bars on a terminal, plain lines every `every` seconds anywhere else."""
+    if not console.is_terminal:
+        yield _Lines(console, every)
+        return
+    with Progress(*_Bars.COLUMNS, console=console, transient=True) as progress:
+        yield _Bars(progress)
 
 
 async def _fieldwork(settings: Settings, factory: sessionmaker[Session], store: AnswerStore,
                      contexts: dict[str, SurveyContext], people: dict[str, Person],
-                     progress: Progress) -> tuple[float, Stats, ChatTally]:
+                     watch: _Watch) -> tuple[float, Stats, ChatTally]:
     """Run svarbot against the simulated world (mail servers, and Telegram's Bot API with the
     people in their chats) until all traffic has settled; the seconds it took, what the fake
     Bot API saw, and what the chat users did."""
@@ -343,7 +488,7 @@ async def _fieldwork(settings: Settings, factory: sessionmaker[Session], store: 
         try:
             with _telegram_token(settings, fake):
                 seconds = await _serve(settings, factory, store, contexts, world, chats, fake,
-                                       progress)
+                                       watch)
         finally:
             await chats.stop()
             await world.stop()
@@ -352,7 +497,7 @@ async def _fieldwork(settings: Settings, factory: sessionmaker[Session], store: 
 
 async def _serve(settings: Settings, factory: sessionmaker[Session], store: AnswerStore,
                  contexts: dict[str, SurveyContext], world: WorldMail, chats: ChatWorld,
-                 fake: FakeTelegram, progress: Progress) -> float:
+                 fake: FakeTelegram, watch: _Watch) -> float:
     """svarbot as `svarbot run` runs it, with the invitations queued, until nothing moves."""
     service = Service(settings=settings, session_factory=factory, store=store,
                       surveys=contexts, worker="demo")
@@ -372,18 +517,15 @@ async def _serve(settings: Settings, factory: sessionmaker[Session], store: Answ
             invited += queue_invitations(session, channel, context, store, now=FIELDWORK_START,
                                          others=others_than(channels, channel))
     service.notify_senders()
-    mail_task = progress.add_task("e-post sendt", total=invited)
-    chat_task = progress.add_task("Telegram-meldinger sendt", total=None)
-    in_task = progress.add_task("svar og annen post behandlet", total=None)
     settled = 0
+    state: FieldworkState | None = None
     try:
         while time.monotonic() - started < TIMEOUT_SECONDS:
             await asyncio.sleep(0.3)
             counts = await asyncio.to_thread(_counts, factory)
-            for task, name in ((mail_task, "email"), (chat_task, "telegram")):
-                total = counts.out_total[name]
-                _show(progress, task, total, total - counts.out_waiting[name])
-            _show(progress, in_task, counts.in_total, counts.in_total - counts.in_waiting)
+            state = _state(counts, world, fake, invited=invited,
+                           seconds=time.monotonic() - started)
+            watch.show(state)
             idle = (not counts.out_waiting.total() and counts.in_waiting == 0 and world.idle
                     and chats.idle and not fake.pending_updates())
             settled = settled + 1 if idle else 0
@@ -392,11 +534,9 @@ async def _serve(settings: Settings, factory: sessionmaker[Session], store: Answ
     finally:
         stop.set()
         await running
+    if state is not None:
+        watch.done(state)
     return time.monotonic() - started
-
-
-def _show(progress: Progress, task: TaskID, total: int, done: int) -> None:
-    progress.update(task, total=max(total, 1), completed=done)
 
 
 def _tally(factory: sessionmaker[Session], seconds: float) -> Fieldwork:
@@ -476,11 +616,13 @@ def _answers_by_channel(session: Session, result: Fieldwork) -> None:
 def run_demo(settings: Settings, *, respondents: int, seed: int, folder: Path,
              mayors: int = 439, telegram_mayors: float = TELEGRAM_MAYORS,
              telegram_leaders: float = TELEGRAM_LEADERS,
-             console: Console | None = None) -> Fieldwork:
+             console: Console | None = None,
+             progress_every: float = PROGRESS_EVERY) -> Fieldwork:
     """Run the whole demo in `folder` and print what an operator would look at.
 
     `telegram_mayors` and `telegram_leaders` are the shares of the mayors and of the unit
-    leaders who answer that do it (or some of it) in the Telegram chat.
+    leaders who answer that do it (or some of it) in the Telegram chat. When `console` is not
+    a terminal, the fieldwork is shown as a plain line every `progress_every` seconds.
     """
     from bot.results.published import publish_results
     from bot.results.terminal import print_results
@@ -494,8 +636,10 @@ def run_demo(settings: Settings, *, respondents: int, seed: int, folder: Path,
     folder.mkdir(parents=True, exist_ok=True)
     store = AnswerStore(_link_key(settings))
     url = _fresh_database(folder)
-    settings = _with_frames(_demo_settings(settings, url), folder)
-    config_path = _write_config(settings, folder, url)
+    config_path = _write_config(_with_frames(_demo_settings(settings, url), folder), folder)
+    # The demo runs on the file it leaves behind, so what it shows is what that file gives.
+    settings = load_settings(config_path)
+    url = settings.database.url
     sample, mayor_frame = _frames(folder, respondents, seed)
     engine = open_database(url)
     factory = session_factory(engine)
@@ -511,9 +655,9 @@ def run_demo(settings: Settings, *, respondents: int, seed: int, folder: Path,
                         default_lang=survey.default_lang)
     people = _people(factory, contexts, seed, telegram_mayors=telegram_mayors,
                      telegram_leaders=telegram_leaders)
-    with Progress(console=console, transient=True) as progress:
+    with _watching(console, progress_every) as watch:
         seconds, stats, chat_people = asyncio.run(
-            _fieldwork(settings, factory, store, contexts, people, progress))
+            _fieldwork(settings, factory, store, contexts, people, watch))
     result = _tally(factory, seconds)
     result.telegram, result.people = stats, chat_people
     _print_summary(console, result)
@@ -528,19 +672,30 @@ def run_demo(settings: Settings, *, respondents: int, seed: int, folder: Path,
             print_results(publish_results(replace(report, tables=tuple(shown))), console)
     logins = _demo_users(factory)
     engine.dispose()
-    console.print(f"\nDemoen ligger i {folder}/: databasen svarbot.db, rammene og utvalget (CSV) "
-                  f"og {config_path.name}.\nHele rapporten: svarbot report --survey "
-                  f"virksomhetsleder-2020 --by sector --config {config_path}\n"
-                  f"Som nettside, PDF eller Excel: legg til --format html --out rapport.html "
-                  f"(eller pdf, xlsx)\n"
-                  f"Slik leser svarbot en e-post: svarbot mail inspect FIL.eml "
-                  f"--config {config_path}")
-    web = settings.web
-    console.print(f"Oversikten og spørsmålene i nettleseren: svarbot web --config {config_path}"
-                  f"\n  åpne http://{web.host}:{web.port}/ og logg inn som "
-                  + " eller ".join(f"{name} (passord {password})"
-                                   for name, password in logins.items()))
+    _print_next_steps(console, settings, folder, config_path, logins)
     return result
+
+
+def _print_next_steps(console: Console, settings: Settings, folder: Path, config_path: Path,
+                      logins: dict[str, str]) -> None:
+    """Where the demo is, and the commands that explore it, each naming its configuration
+    (from another folder than this one, `SVARBOT_CONFIG` with the absolute path does). Long
+    lines are not wrapped, so that each command can be copied whole."""
+    config = f"--config {shlex.quote(str(config_path))}"
+    web = settings.web
+    console.print(
+        f"\nDemoen ligger i {folder}/: databasen {DATABASE_FILE}, rammene og utvalget (CSV) og "
+        f"{config_path.name} (stiene i den gjelder fra mappen, så den kan flyttes).\n"
+        f"Hele rapporten: svarbot report --survey virksomhetsleder-2020 --by sector {config}\n"
+        f"Som nettside, PDF eller Excel: legg til --format html --out rapport.html "
+        f"(eller pdf, xlsx)\n"
+        f"Slik leser svarbot en e-post: svarbot mail inspect FIL.eml {config}\n"
+        f"Oversikten og spørsmålene i nettleseren: svarbot web {config}\n"
+        f"  åpne http://{web.host}:{web.port}/ og logg inn som "
+        + " eller ".join(f"{name} (passord {password})" for name, password in logins.items())
+        + f"\nUten --config, fra hvilken som helst mappe: "
+          f"export SVARBOT_CONFIG={shlex.quote(str(config_path.absolute()))}",
+        markup=False, highlight=False, soft_wrap=True)
 
 
 #: The demo's people who log in: an operator and a contact person.
