@@ -33,7 +33,7 @@ config_option = click.option("--config", "config_path", envvar="SVARBOT_CONFIG",
 #: Where this command's configuration came from: named (--config, $SVARBOT_CONFIG), the
 #: current folder's config.yaml, or the default shipped in the package.
 ConfigSource = Literal["named", "local", "shipped"]
-_SOURCE_KEY = "svarbot.config_source"
+CONFIG_SOURCE_KEY = "svarbot.config_source"
 #: The advice every "there is no database yet" message ends with.
 INIT_ADVICE = "create it with `svarbot init`"
 
@@ -49,7 +49,7 @@ def fail(message: str, status: int = 2) -> NoReturn:
 def _other_config_hint() -> str:
     """When the user did not choose the configuration, how to choose the one they meant."""
     context = click.get_current_context(silent=True)
-    source = context.meta.get(_SOURCE_KEY) if context is not None else None
+    source = context.meta.get(CONFIG_SOURCE_KEY) if context is not None else None
     if source not in ("local", "shipped"):
         return ""
     which = ("./config.yaml" if source == "local"
@@ -75,7 +75,7 @@ def load_config(path: str | None) -> Settings:
         file, relative_to = default_config_path(), Path.cwd()
     context = click.get_current_context(silent=True)
     if context is not None:
-        context.meta[_SOURCE_KEY] = source
+        context.meta[CONFIG_SOURCE_KEY] = source
     try:
         return load_settings(file, relative_to=relative_to)
     except ConfigError as exc:

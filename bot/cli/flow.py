@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from bot.cli.common import CONFIG_HELP, load_config
+from bot.cli.common import CONFIG_HELP, CONFIG_SOURCE_KEY, load_config
 from bot.cli.common import questionnaire as _questionnaire
 from flows.loader import QuestionnaireError, load_reference, shipped
 from flows.model import Lang
@@ -110,7 +110,11 @@ def config_check(config_path: str | None) -> None:
     for survey in settings.surveys:
         q = _questionnaire(survey.questionnaire)
         click.echo(f"survey {survey.id}: questionnaire {q.id} ({len(q.items)} items)")
-    click.echo(f"{config_path or 'config.yaml'}: ok")
+    context = click.get_current_context(silent=True)
+    shipped = context is not None and context.meta.get(CONFIG_SOURCE_KEY) == "shipped"
+    name = ("the shipped default configuration (no ./config.yaml here)" if shipped
+            else config_path or "config.yaml")
+    click.echo(f"{name}: ok")
 
 
 COMMANDS = [flow, config]
