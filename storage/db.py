@@ -4,6 +4,16 @@ SQLite is the embedded default: WAL journal (readers never block the writer) wit
 NORMAL, foreign keys on, and a busy timeout so a second connection waits instead of failing at
 once. PostgreSQL takes the same schema by changing `database.url`. Every failure to open or read
 the database becomes a `StorageError` whose message is one line for the operator.
+
+PostgreSQL connections are checked before use (`pool_pre_ping`): after a server restart every
+pooled connection is dead, and without the check each one would fail one transaction before
+the pool noticed. Connecting gives up after `connect_timeout`, and TCP keepalives plus
+`tcp_user_timeout` end a connection whose server vanished without a word, so a call can wait
+on a dead server for seconds, never for the kernel's quarter of an hour. What the URL itself
+sets is left as it is.
+
+`unavailable` tells the failures worth waiting out (a full disk, a locked file, a server that
+is restarting) from the rest, with one line saying which.
 """
 
 from __future__ import annotations
@@ -12,8 +22,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+#: libpq settings for every pooled PostgreSQL connection, unless the URL sets them.
+PG_CONNECT_ARGS: dict[str, object] = {
+    "connect_timeout": 10, "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+    "keepalives_count": 3, "tcp_user_timeout": 30_000}
+#: The longest line `unavailable` returns.
+REASON_MAX = 200
 
 
 class StorageError(Exception):
@@ -34,9 +52,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
 def make_engine(url: str) -> Engine:
     """An engine for `url`, with svarbot's SQLite settings where it is SQLite."""
     try:
-        engine = create_engine(url, future=True)
-    except Exception as exc:  # any bad URL becomes one clear line
-        raise StorageError(f"database.url {url!r} cannot be used: {exc}") from exc
+        parsed = make_url(url)
+        options: dict[str, Any] = {}
+        if parsed.get_backend_name() == "postgresql":
+            options = {"pool_pre_ping": True,
+                       "connect_args": {key: value for key, value in PG_CONNECT_ARGS.items()
+                                        if key not in parsed.query}}
+        engine = create_engine(url, future=True, **options)
+    except Exception as error:  # any bad URL becomes one clear line
+        raise StorageError(f"database.url {url!r} cannot be used: {error}") from error
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -52,3 +76,22 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any error."""
     with factory() as session, session.begin():
         yield session
+
+
+def unavailable(error: BaseException) -> str | None:
+    """Why the database cannot be used right now, in one line, if that is what `error` means.
+
+    A full disk, a locked or unwritable SQLite file, a PostgreSQL server that is restarting,
+    refuses connections or dropped ours: the same work can succeed later, so callers keep it,
+    try again, and log this line rather than a traceback. None for anything else (a bug, a
+    broken constraint), which no retry will mend. Every transaction is rolled back on error,
+    so nothing of the failed one was written.
+    """
+    transient = isinstance(error, exc.OperationalError | exc.InterfaceError
+                           | exc.DisconnectionError | exc.TimeoutError) or (
+        isinstance(error, exc.DBAPIError) and error.connection_invalidated)
+    if not transient:
+        return None
+    origin = getattr(error, "orig", None) or error
+    lines = [line.strip() for line in str(origin).splitlines() if line.strip()]
+    return (lines[0] if lines else type(origin).__name__)[:REASON_MAX]

@@ -19,11 +19,24 @@ Design, and why:
   receivers can drop the duplicate) once their lease ends. A message that waited so long in
   the queue that its lease is half spent is handed back unsent rather than risk being sent by
   two workers; so is every message not yet started when the worker stops.
+* Every attempt has a deadline: its result must be in hand by `SEND_SHARE` of the lease after
+  the claim (so at least 30 % of the lease once it starts). A server that answers one byte a
+  second, or accepts and then says nothing, keeps each answer inside the transport's own
+  timeout and could still hold a message past its lease, and then two workers would send it;
+  at the deadline the attempt is cancelled and recorded as a retry that says so.
+* A database that cannot be used for a while (a full disk, a PostgreSQL restart) costs no
+  result: what could not be recorded is kept and recorded when the database is back, tried
+  again after growing pauses (`DB_RETRY_FIRST` to `DB_RETRY_MAX` seconds), with one line in
+  the log when the trouble starts and one when it ends. Claims wait meanwhile; messages already
+  claimed are still sent (their results keep too). A worker stopping during the outage keeps
+  trying for `CLOSE_GRACE_MAX` seconds (at most half a lease), then says how many rows stay
+  `sending` until their lease ends.
 * Sends are paced by a `RateLimiter` (the channel's `limits`), and the slots for a batch are
   taken *before* the batch is claimed: the worker never holds claimed rows while it waits for
   the limit, so a long wait cannot outlive the lease. A delivery that asks the whole channel
   to wait (`pause_all`, e.g. a flood limit) pauses the limiter for every task.
-* Logs name messages by outbox id and status code only: no addresses, tokens or bodies.
+* Logs name messages by outbox id, status code and the recorded reason (with addresses and
+  token-like strings removed): no addresses, tokens or bodies.
 
 Database work runs in a worker thread (`asyncio.to_thread`), one statement batch at a time, so
 that a slow commit never stalls the transport.
@@ -35,6 +48,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -45,13 +59,68 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.channels.base import Delivery, Limits, Transport
 from bot.channels.ratelimit import Clock, RateLimiter, Spacing, SystemClock
 from storage import outbox
-from storage.db import transaction
+from storage.db import transaction, unavailable
 from storage.outbox import Claimed
 from storage.schema import OutboxStatus
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: An attempt must have its result by this share of the lease after the claim.
+SEND_SHARE = 0.8
+#: Seconds before the first try after the database failed, doubling up to the second.
+DB_RETRY_FIRST = 0.2
+DB_RETRY_MAX = 5.0
+#: The longest a stopping worker keeps trying to record results while the database is away.
+CLOSE_GRACE_MAX = 30.0
+
+
+class _Unavailable(Exception):
+    """The database cannot be used right now (see `storage.db.unavailable`); logged already."""
+
+
+class _Outage:
+    """Whether the database works, as this worker last found it, and when to try it again.
+
+    One error line when it stops working and one warning when it works again, however many
+    tries fail in between (those go to debug): the log says what happened, not every second
+    of it.
+    """
+
+    def __init__(self, channel: str) -> None:
+        self.channel = channel
+        self.since: float | None = None
+        self.failures = 0
+        self.next_try = 0.0
+
+    @property
+    def active(self) -> bool:
+        return self.since is not None
+
+    def failed(self, reason: str) -> None:
+        now = time.monotonic()
+        if self.since is None:
+            self.since = now
+            log.error("outbox %s: the database cannot be used (%s); results are kept and "
+                      "recorded when it is back", self.channel, reason)
+        else:
+            log.debug("outbox %s: the database still cannot be used (%s)", self.channel,
+                      reason)
+        self.failures += 1
+        self.next_try = now + min(DB_RETRY_FIRST * 2 ** (self.failures - 1), DB_RETRY_MAX)
+
+    def recovered(self) -> None:
+        if self.since is not None:
+            log.warning("outbox %s: the database works again after %.1f s", self.channel,
+                        time.monotonic() - self.since)
+        self.since = None
+        self.failures = 0
+        self.next_try = 0.0
+
+    def wait(self) -> float:
+        """Seconds until the next try is due (0 when the database works)."""
+        return max(0.0, self.next_try - time.monotonic()) if self.active else 0.0
 
 
 @dataclass
@@ -69,9 +138,11 @@ class _Run:
     #: One database transaction at a time (SQLite has a single writer anyway).
     db: asyncio.Lock = field(default_factory=asyncio.Lock)
     results: list[tuple[Claimed, Delivery]] = field(default_factory=list)
-    #: Claimed but never tried: to be handed back.
+    #: Claimed but never tried: to be handed back (their limiter slots are released).
     unsent: list[Claimed] = field(default_factory=list)
     closing: bool = False
+    #: Set with `closing`, for waits that only closing may cut short.
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class OutboxWorker:
@@ -104,6 +175,10 @@ class OutboxWorker:
         self._flush_seconds = flush_seconds
         self._retry_for = retry_for
         self._running: _Run | None = None
+        self._outage = _Outage(channel)
+        #: Seconds after its claim by which an attempt must have its result.
+        self._send_seconds = lease.total_seconds() * SEND_SHARE
+        self._close_grace = min(CLOSE_GRACE_MAX, lease.total_seconds() / 2)
         self.limiter = RateLimiter(per_minute=limits.per_minute, per_day=limits.per_day,
                                    per_second=limits.per_second, clock=self._clock,
                                    sent_ago=self._recent_sends())
@@ -124,8 +199,22 @@ class OutboxWorker:
             return action(session, *args, **kwargs)
 
     async def _db(self, action: Callable[..., T], *args: object, **kwargs: object) -> T:
-        return await asyncio.to_thread(
-            functools.partial(self._in_transaction, action, *args, **kwargs))
+        """`action` in a transaction of its own, in a thread.
+
+        Raises:
+            _Unavailable: the database cannot be used right now (logged by `_Outage`).
+        """
+        try:
+            result = await asyncio.to_thread(
+                functools.partial(self._in_transaction, action, *args, **kwargs))
+        except Exception as exc:
+            reason = unavailable(exc)
+            if reason is None:
+                raise
+            self._outage.failed(reason)
+            raise _Unavailable(reason) from exc
+        self._outage.recovered()
+        return result
 
     def _record_and_claim(self, session: Session, results: list[outbox.Result], *,
                           limit: int, now: datetime) -> tuple[dict[int, OutboxStatus],
@@ -145,8 +234,9 @@ class OutboxWorker:
             try:
                 statuses, items = await self._db(self._record_and_claim, _results(results),
                                                  limit=allowed, now=self._clock.now())
-            except Exception:
-                log.exception("outbox: claiming failed")
+            except Exception as exc:
+                if not isinstance(exc, _Unavailable):
+                    log.exception("outbox: claiming failed")
                 state.results[:0] = results  # recorded on their own (see _flush)
                 self.limiter.release(allowed)
                 return 0
@@ -158,51 +248,75 @@ class OutboxWorker:
         return len(items)
 
     async def _flush(self, state: _Run) -> None:
-        """Record the results in hand in one transaction and hand back unsent messages."""
+        """Record the results in hand in one transaction and hand back unsent messages.
+
+        What the database could not take now stays in `state` for the next flush.
+        """
         results, state.results = state.results, []
         unsent, state.unsent = state.unsent, []
         if not results and not unsent:
             return
         async with state.db:
-            if results:
-                await self._record(results)
-            if unsent:
-                await self._give_back(unsent)
+            kept = await self._record(results) if results else []
+            back = unsent
+            if unsent and not kept:
+                back = await self._give_back(unsent)
+        state.results[:0] = kept
+        state.unsent[:0] = back
 
-    async def _record(self, results: list[tuple[Claimed, Delivery]]) -> None:
-        """Commit the outcomes of a batch of attempts; a database failure is logged, not raised.
+    async def _record(self, results: list[tuple[Claimed, Delivery]]
+                      ) -> list[tuple[Claimed, Delivery]]:
+        """Commit the outcomes of a batch of attempts; those to try again later.
 
-        If the batch cannot be written, each result is tried in its own transaction, so that
-        one bad row does not cost the others their record.
+        A database that cannot be used now keeps every result for later. Any other failure is
+        logged, not raised: each result is then tried in its own transaction, so that one bad
+        row does not cost the others their record.
         """
         now = self._clock.now()
         batch = _results(results)
         try:
             statuses = await self._db(outbox.record, batch, now=now, retry_for=self._retry_for)
+        except _Unavailable:
+            return results
         except Exception:
             log.exception("outbox: could not record %d results at once; trying one by one",
                           len(batch))
             statuses = {}
-            for result in batch:
+            kept = []
+            for pair, result in zip(results, batch, strict=True):
                 try:
                     statuses.update(await self._db(outbox.record, [result], now=now,
                                                    retry_for=self._retry_for))
+                except _Unavailable:
+                    kept.append(pair)
                 except Exception:
                     log.exception("outbox %s: could not record the result (%s)",
                                   result.outbox_id, result.outcome)
+            _log_results(results, statuses)
+            return kept
         _log_results(results, statuses)
+        return []
 
-    async def _give_back(self, unsent: list[Claimed]) -> None:
-        """Return claimed messages nobody tried to the queue (and their limiter slots)."""
-        self.limiter.release(len(unsent))
+    async def _give_back(self, unsent: list[Claimed]) -> list[Claimed]:
+        """Return claimed messages nobody tried to the queue; those to try again later."""
         try:
             count = await self._db(outbox.release, [item.id for item in unsent],
                                    worker=self._worker, now=self._clock.now())
+        except _Unavailable:
+            return unsent
         except Exception:
             log.exception("outbox: could not hand back %d unsent messages (their leases will "
                           "expire)", len(unsent))
-            return
+            return []
         log.info("outbox: %d claimed messages handed back unsent", count)
+        return []
+
+    def _unsent(self, state: _Run, items: list[Claimed]) -> None:
+        """`items` will not be tried: their limiter slots are free again, the rows go back."""
+        if items:
+            self.limiter.release(len(items))
+            state.unsent.extend(items)
+            state.flush.set()
 
     # --- sending --------------------------------------------------------------------------
 
@@ -211,10 +325,18 @@ class OutboxWorker:
         if self._spacing is not None:
             await self._spacing.take()
 
-    async def _attempt(self, slot: int, item: Claimed) -> Delivery:
+    async def _attempt(self, slot: int, item: Claimed, budget: float) -> Delivery:
+        """One try of `item`, given up (a retry) once `budget` seconds have passed."""
+        timer = asyncio.timeout(budget)
         try:
-            delivery = await self.transport.send(item, slot, self._turn)
+            async with timer:
+                delivery = await self.transport.send(item, slot, self._turn)
         except Exception as exc:  # a transport must not raise; if it does, try again later
+            if isinstance(exc, TimeoutError) and timer.expired():
+                log.warning("outbox %s: no result from the %s transport within %.1f s; "
+                            "given up for now, before its lease ends", item.id, self.channel,
+                            budget)
+                return Delivery("retry", f"deadline: no result within {budget:.1f} s")
             log.exception("outbox %s: the %s transport failed", item.id, self.channel)
             delivery = Delivery("retry", f"error: {type(exc).__name__}", ours=True)
         if delivery.pause_all and delivery.retry_after:
@@ -230,12 +352,13 @@ class OutboxWorker:
             if state.queue.qsize() <= self._low_water:
                 state.room.set()
             item, claimed_at = entry
-            if self._clock.monotonic() - claimed_at > half_lease:
+            waited = self._clock.monotonic() - claimed_at
+            if waited > half_lease:
                 # Its lease may end before the server answers, and another worker would send
                 # it too: give it back instead.
-                state.unsent.append(item)
+                self._unsent(state, [item])
                 continue
-            outcome = await self._attempt(slot, item)
+            outcome = await self._attempt(slot, item, self._send_seconds - waited)
             state.results.append((item, outcome))
             if len(state.results) in (1, self._batch):
                 state.flush.set()
@@ -264,7 +387,8 @@ class OutboxWorker:
         try:
             await asyncio.gather(*(self._work(state, slot) for slot in range(workers)))
         finally:
-            await self._flush(state)
+            self._close(state)
+            await self._record_until_closed(state)
         return count
 
     def notify(self) -> None:
@@ -284,20 +408,48 @@ class OutboxWorker:
                 return
             state.wake.clear()
             if await self._claim(state, allowed) == 0:
-                await _first_of([stop, state.wake], within=self._idle_seconds)
+                await _first_of([stop, state.wake],
+                                within=max(self._idle_seconds, self._outage.wait()))
 
     async def _record_until_closed(self, state: _Run) -> None:
-        """Record results in batches: `batch_size` at once, or `flush_seconds` after the first."""
+        """Record results in batches: `batch_size` at once, or `flush_seconds` after the first.
+
+        While the database cannot be used, results wait for its next try. Once closing, the
+        rest is recorded, or given up after the close grace with one line saying what is left.
+        """
+        grace_ends: float | None = None
         while True:
-            if not state.results and not state.closing:
+            if not state.results and not state.unsent and not state.closing:
                 state.flush.clear()
                 await state.flush.wait()
             if not state.closing and len(state.results) < self._batch:
                 state.flush.clear()
                 await _first_of([state.flush], within=self._flush_seconds)
+            if state.closing and grace_ends is None:
+                grace_ends = time.monotonic() + self._close_grace
+            if self._outage.active:
+                wait = self._outage.wait()
+                if grace_ends is None:  # closing cuts the pause short, new results do not
+                    await _first_of([state.closed], within=wait)
+                else:
+                    await asyncio.sleep(min(wait, max(0.0, grace_ends - time.monotonic())))
             await self._flush(state)
-            if state.closing and not state.results and not state.unsent:
+            if not state.closing:
+                continue
+            if not state.results and not state.unsent:
                 return
+            if grace_ends is not None and time.monotonic() >= grace_ends:
+                log.error("outbox %s: stopping with %d results unrecorded and %d messages not "
+                          "handed back (the database cannot be used); those rows stay "
+                          "`sending` until their lease ends, then are sent again",
+                          self.channel, len(state.results), len(state.unsent))
+                return
+
+    @staticmethod
+    def _close(state: _Run) -> None:
+        state.closing = True
+        state.closed.set()
+        state.flush.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Send until `stop` is set; then finish and record the messages being sent, hand back
@@ -311,17 +463,18 @@ class OutboxWorker:
             await self._feed(state, stop)
         finally:
             self._running = None
+            waiting = []
             while not state.queue.empty():
                 entry = state.queue.get_nowait()
                 if entry is not None:
-                    state.unsent.append(entry[0])
+                    waiting.append(entry[0])
+            self._unsent(state, waiting)
             for _ in workers:
                 state.queue.put_nowait(None)
             try:
                 await asyncio.gather(*workers)
             finally:
-                state.closing = True
-                state.flush.set()
+                self._close(state)
                 try:
                     await recorder
                 finally:
@@ -341,20 +494,23 @@ def _results(results: list[tuple[Claimed, Delivery]]) -> list[outbox.Result]:
 
 def _log_results(results: list[tuple[Claimed, Delivery]],
                  statuses: dict[int, OutboxStatus]) -> None:
-    """One line per recorded result: a warning when it is our problem, else info (debug if sent)."""
+    """One line per recorded result, with its reason: a warning when it is our problem, else
+    info (debug if sent)."""
     for item, outcome in results:
         status = statuses.get(item.id)
         if status is None:
             continue
         code = "-" if outcome.code is None else outcome.code
+        reason = outbox.describe_reason(outcome.reason)
         if outcome.ours:
-            log.warning("outbox %s: %s (code %s); this is a problem with our account or "
-                        "settings, not the recipient", item.id, status.value, code)
+            log.warning("outbox %s: %s (code %s, attempt %s: %s); this is a problem with our "
+                        "mail server, account or settings, not the recipient", item.id,
+                        status.value, code, item.attempts, reason)
         elif status == OutboxStatus.SENT:
             log.debug("outbox %s: sent", item.id)
         else:
-            log.info("outbox %s: %s (code %s, attempt %s)", item.id, status.value, code,
-                     item.attempts)
+            log.info("outbox %s: %s (code %s, attempt %s: %s)", item.id, status.value, code,
+                     item.attempts, reason)
 
 
 async def _first_of(events: list[asyncio.Event], within: float | None = None) -> None:

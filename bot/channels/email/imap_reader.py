@@ -16,6 +16,19 @@ Exactly once = fetch at least once + idempotent store + move after commit:
 Because processed mail leaves the folder, "what is still in the folder" is exactly the work to
 do: no last-UID bookkeeping, nothing lost when a server rewinds UIDNEXT.
 
+What others do to the mailbox meanwhile is part of the design, not an error:
+
+* the UIDVALIDITY changes (a rebuilt index, a migrated mailbox; the server drops the session):
+  after reconnecting every message has a new UID, hence a new key; mail stored before but not
+  yet moved is recognised by its Message-ID, or, lacking one, by a digest of its bytes
+  (`content_id`), and is moved without being stored again;
+* the processed folder is deleted: the move answers TRYCREATE, the folder is made again and
+  the move repeated;
+* a message is expunged by someone else between SEARCH and FETCH: the FETCH returns nothing
+  (or NIL) for it, and it is skipped, neither stored nor moved; the rest of the batch goes on;
+* the server restarts (in IDLE or between storing and moving): the reader reconnects, and the
+  next catch-up finds the stored-but-not-moved mail as in step 3 above.
+
 IDLE (where advertised) gives a reply within about a second; it is renewed every
 `idle_renew_seconds` and a full catch-up runs every `poll_seconds` anyway, because IDLE
 notifications can be lost. Two known ways are closed off: mail announced in the responses to
@@ -30,6 +43,7 @@ closed socket) closes the connection and reconnects with exponential backoff (ca
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import os
 import socket
@@ -45,7 +59,7 @@ from imapclient.exceptions import IMAPClientError  # type: ignore[import-untyped
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import EmailSettings, Settings
-from storage.db import transaction
+from storage.db import transaction, unavailable
 from storage.health import Pulse
 from storage.inbox import message_id_of, normalise_message_id, quarantine, store_inbound
 
@@ -145,6 +159,20 @@ def ensure_folder(client: IMAPClient, folder: str) -> None:
 
 def _capabilities(client: IMAPClient) -> frozenset[bytes]:
     return frozenset(bytes(c).upper() for c in client.capabilities())
+
+
+def content_id(raw: bytes) -> str:
+    """A stand-in Message-ID for mail without one: the same bytes always give the same id.
+
+    Only to recognise the same message under a new UIDVALIDITY; the domain is reserved
+    (RFC 2606), so it can never be an id that anyone sent.
+    """
+    return f"<sha256-{hashlib.sha256(raw).hexdigest()[:40]}@svarbot.invalid>"
+
+
+def _try_create(exc: IMAPClientError) -> bool:
+    """Whether the server refused a COPY/MOVE because the target folder does not exist."""
+    return "TRYCREATE" in str(exc).upper()
 
 
 def move_messages(client: IMAPClient, uids: Sequence[int], folder: str,
@@ -253,8 +281,13 @@ class ImapReader:
                 if not self._stop.is_set():
                     log.warning("IMAP connection lost (%s: %s); reconnecting in %.1f s",
                                 type(exc).__name__, exc, backoff)
-            except Exception:  # a bug or a database outage: keep the reader alive, retry
-                log.exception("IMAP reader failed; reconnecting in %.1f s", backoff)
+            except Exception as exc:  # a bug or a database outage: keep the reader alive, retry
+                reason = unavailable(exc)
+                if reason is None:
+                    log.exception("IMAP reader failed; reconnecting in %.1f s", backoff)
+                else:  # the mail stays on the server until it can be stored
+                    log.error("IMAP reader: the database cannot be used (%s); the mail stays "  # noqa: TRY400
+                              "in the folder, trying again in %.1f s", reason, backoff)
             if self._stop.is_set():
                 break
             if time.monotonic() - started > HEALTHY_SESSION_SECONDS:
@@ -360,9 +393,21 @@ class ImapReader:
                     return
                 batch = uids[start:start + BATCH]
                 added, stored = self._store_batch(client, uidvalidity, batch)
-                move_messages(client, stored, processed, capabilities)
+                self._move(client, stored, processed, capabilities)
                 if added and self._on_stored is not None:
                     self._on_stored()
+
+    def _move(self, client: IMAPClient, uids: list[int], processed: str,
+              capabilities: frozenset[bytes]) -> None:
+        """Move stored mail out; make the processed folder again if someone deleted it."""
+        try:
+            move_messages(client, uids, processed, capabilities)
+        except IMAPClientError as exc:
+            if not _try_create(exc):
+                raise
+            log.warning("IMAP folder for processed mail is gone (%s); creating it again", exc)
+            ensure_folder(client, processed)
+            move_messages(client, uids, processed, capabilities)
 
     def _store_batch(self, client: IMAPClient, uidvalidity: int,
                      uids: list[int]) -> tuple[int, list[int]]:
@@ -376,14 +421,15 @@ class ImapReader:
         small = [u for u in uids if u in size and size[u] <= limit]
         large = [u for u in uids if u in size and size[u] > limit]
         bodies: dict[int, bytes] = {}
+        # A message expunged meanwhile by someone else comes back without its part, or NIL.
         if small:
             for uid, data in client.fetch(small, ["BODY.PEEK[]"]).items():
-                if data.get(b"BODY[]") is not None:
+                if data.get(b"BODY[]"):
                     bodies[uid] = bytes(data[b"BODY[]"])
         headers: dict[int, bytes] = {}
         if large:
             for uid, data in client.fetch(large, ["BODY.PEEK[HEADER]"]).items():
-                if data.get(b"BODY[HEADER]") is not None:
+                if data.get(b"BODY[HEADER]"):
                     headers[uid] = bytes(data[b"BODY[HEADER]"])
         added = 0
         safe = []
@@ -406,7 +452,7 @@ class ImapReader:
             row = store_inbound(
                 session, channel=CHANNEL,
                 external_id=f"imap:{self._imap.folder}:{uidvalidity}:{uid}", raw=raw,
-                message_id=message_id_of(raw), now=now)
+                message_id=message_id_of(raw) or content_id(raw), now=now)
             if row is not None and oversize is not None:
                 quarantine(session, row.id, reason="too_large", now=now,
                            detail=f"{oversize} bytes; headers kept, body left on the server")

@@ -14,6 +14,12 @@ Design, and why:
   respondent's address.
 * TLS is explicit: `start_tls` is passed as True or False, never None, so a server (or a man in
   the middle) that does not offer STARTTLS makes the send fail rather than go out in clear.
+* Every wait on the server is bounded twice: each operation by `email.smtp.timeout`
+  (aiosmtplib's, connecting, the greeting, the TLS handshake and each reply), and each attempt
+  as a whole by the outbox worker's deadline, which cancels it; a cancelled or failed
+  connection is closed at once (no QUIT to a server that may not be listening), and a reason
+  says at which stage it failed (`connect:` for reaching, greeting, TLS and login, `connection:`
+  once the message was under way).
 * The exact bytes of the rendered message are sent (`sendmail`, not `send_message`), so a DKIM
   signature made over them stays valid.
 * In dev mode (`dev_mode.redirect_to`) every envelope goes to that one address.
@@ -26,11 +32,13 @@ import io
 import logging
 import os
 import re
+import ssl
 from collections.abc import Callable
 from datetime import timedelta
 from email.generator import BytesGenerator
 from email.message import EmailMessage, Message
 from email.utils import parseaddr
+from typing import Literal
 
 import aiosmtplib
 from sqlalchemy.orm import Session, sessionmaker
@@ -80,8 +88,45 @@ def _refusal(code: int, message: str, stage: str) -> Outcome:
     return _outcome("retry", reason, code, reconnect=code in _CLOSING)
 
 
-def classify(exc: BaseException) -> Outcome:
-    """The outcome of an attempt that raised `exc` (anything `sendmail` or connecting raises)."""
+#: Where an attempt was: making the connection, or sending a message over it.
+Stage = Literal["connect", "send"]
+
+
+def _failure(exc: BaseException, timeout: float | None) -> str:
+    """What went wrong with the connection, short (reasons are cut at 80 characters)."""
+    kind = type(exc).__name__
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake failed ({exc.reason or kind})"
+    if isinstance(exc, aiosmtplib.SMTPTimeoutError | TimeoutError):
+        within = "" if timeout is None else f" within {timeout:g} s"
+        return f"no answer{within} ({kind})"
+    if isinstance(exc, aiosmtplib.SMTPServerDisconnected | ConnectionResetError
+                  | BrokenPipeError):
+        return f"lost ({kind})"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"refused ({kind})"
+    return kind
+
+
+def classify(exc: BaseException, stage: Stage = "send", *,
+             timeout: float | None = None) -> Outcome:
+    """The outcome of an attempt that raised `exc` (anything `sendmail` or connecting raises).
+
+    `stage` is "connect" while the connection is being made (TCP, greeting, STARTTLS, login)
+    and "send" once a message is under way. A failure to connect is about the server we send
+    through (or our settings), never the recipient: it is retried and reported as ours.
+    """
+    if stage == "connect":
+        if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+            return _outcome("retry", f"login: {_describe(exc.code, exc.message)}", exc.code,
+                           reconnect=True, ours=True)
+        if isinstance(exc, aiosmtplib.SMTPResponseException):
+            return _outcome("retry", f"connect: {_describe(exc.code, exc.message)}",
+                           exc.code, reconnect=True, ours=True)
+        if isinstance(exc, aiosmtplib.SMTPServerDisconnected | aiosmtplib.SMTPConnectError
+                      | aiosmtplib.SMTPTimeoutError | TimeoutError | OSError):
+            return _outcome("retry", outbox.describe_reason(
+                f"connect: {_failure(exc, timeout)}"), reconnect=True, ours=True)
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         refused = exc.recipients[0] if exc.recipients else None
         if refused is None:
@@ -100,10 +145,11 @@ def classify(exc: BaseException) -> Outcome:
                        ours=exc.code >= 500)
     if isinstance(exc, aiosmtplib.SMTPServerDisconnected | aiosmtplib.SMTPConnectError
                   | aiosmtplib.SMTPTimeoutError | TimeoutError | OSError):
-        return _outcome("retry", f"connection: {type(exc).__name__}", reconnect=True)
+        return _outcome("retry", f"connection: {_failure(exc, timeout)}", reconnect=True)
     if isinstance(exc, aiosmtplib.SMTPException):
         # STARTTLS not offered, an extension missing: the server and our settings disagree.
-        return _outcome("retry", f"smtp: {outbox.describe_reason(exc.message)}",
+        prefix = "connect" if stage == "connect" else "smtp"
+        return _outcome("retry", f"{prefix}: {outbox.describe_reason(exc.message)}",
                        reconnect=True, ours=True)
     return _outcome("retry", f"error: {type(exc).__name__}", reconnect=True, ours=True)
 
@@ -217,7 +263,7 @@ class _Connection:
     async def client(self) -> aiosmtplib.SMTP:
         if self._client is not None and self._client.is_connected:
             return self._client
-        await self.drop()
+        self.abandon()
         smtp = self._smtp
         client = aiosmtplib.SMTP(
             hostname=smtp.host, port=smtp.port, local_hostname=self._local_hostname,
@@ -225,11 +271,17 @@ class _Connection:
             validate_certs=True, username=smtp.username, password=self._password)
         try:
             await client.connect()
-        except BaseException:
-            client.close()
+        except BaseException:  # cancelled by the deadline too: never leave it half open
+            _abort(client)
             raise
         self._client = client
         return client
+
+    def abandon(self) -> None:
+        """Close the connection at once, without QUIT: it failed, or a command is unfinished."""
+        client, self._client = self._client, None
+        if client is not None:
+            _abort(client)
 
     async def drop(self) -> None:
         """Close the connection (politely if it still works); never raises."""
@@ -243,6 +295,14 @@ class _Connection:
             pass
         finally:
             client.close()
+
+
+def _abort(client: aiosmtplib.SMTP) -> None:
+    """Drop `client`'s connection now, unsent bytes and all (a stuck server may never read)."""
+    transport = client.transport
+    if isinstance(transport, asyncio.WriteTransport):
+        transport.abort()
+    client.close()
 
 
 class SmtpTransport:
@@ -285,17 +345,25 @@ class SmtpTransport:
             log.exception("outbox %s: cannot render the message", item.id)
             return Delivery("dead", f"render failed: {type(exc).__name__}", ours=True)
         envelope = [self._redirect] if self._redirect else recipients
+        stage: Stage = "connect"
         try:
             client = await connection.client()
+            stage = "send"
             await turn()
             _refused, response = await client.sendmail(self._mail_from, envelope, data)
+        except asyncio.CancelledError:
+            # The worker's deadline (or shutdown): the server may still be in mid-reply.
+            connection.abandon()
+            log.info("outbox %s: SMTP attempt cut short while %s; connection closed", item.id,
+                     "connecting" if stage == "connect" else "sending")
+            raise
         except Exception as exc:
-            delivery, reconnect = classify(exc)
+            delivery, reconnect = classify(exc, stage, timeout=self._smtp.timeout)
         else:
             delivery, reconnect = Delivery("sent", outbox.describe_reason(f"250 {response}"),
                                            250), False
         if reconnect:
-            await connection.drop()
+            connection.abandon()
         return delivery
 
     async def close(self) -> None:
