@@ -26,11 +26,13 @@ def invite_command(survey_id: str, limit: int | None, config_path: str | None) -
     Each invitation carries the first page of questions. Running it again queues nothing
     twice; `svarbot run` sends what is queued.
     """
+    from sqlalchemy.exc import SQLAlchemyError
+
     from bot.channels.registry import configured_channels
     from bot.conversation.outgoing import invitation_channel, others_than, queue_invitations
     from bot.runner import survey_contexts
     from storage.answers import AnswerStore, LinkKey
-    from storage.db import StorageError, session_factory, transaction
+    from storage.db import StorageError, session_factory, transaction, unavailable
     from storage.migrate import open_database
 
     settings = load_config(config_path)
@@ -52,6 +54,12 @@ def invite_command(survey_id: str, limit: int | None, config_path: str | None) -
         engine.dispose()
     except StorageError as exc:
         _fail(str(exc))
+    except SQLAlchemyError as exc:
+        reason = unavailable(exc)
+        if reason is None:
+            raise
+        _fail(f"nothing was queued: the database cannot be used ({reason}); run this again "
+              "when it can, nothing is queued twice")
     click.echo(f"{queued} invitations queued for {survey_id}")
 
 
