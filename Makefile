@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench bench-report bench-formats bench-mail bench-telegram bench-web clean
+.PHONY: demo test lint typecheck pytest bench bench-report bench-formats bench-mail bench-wave bench-scale bench-telegram bench-web clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,12 @@ bench-formats: $(STAMP)
 bench-mail: $(STAMP)
 	$(BIN)/python bench/mail_outbound.py
 	$(BIN)/python bench/mail_inbound.py
+
+bench-wave: $(STAMP)
+	$(BIN)/python bench/wave_100k.py
+
+bench-scale: $(STAMP)
+	$(BIN)/python bench/scale_out.py
 
 bench-telegram: $(STAMP)
 	$(BIN)/python bench/telegram_wave.py

@@ -14,9 +14,14 @@ it times:
 * DuckDB: the exported rows (`storage.export`, CSV) loaded into DuckDB and unpivoted to one row
   per answer beforehand; only `GROUP BY answer_id, sector, value` is timed.
 
-Each is run --repeat times; the best run counts (machines here are shared and noisy).
+DuckDB (A) and svarbot's report (B) run in `--pairs` pairs, interleaved, the order swapped
+every pair (bench/interleave.py; machines here are shared and noisy); printed per pair: A, B
+and its counts query, and B/A; then the median B/A, its spread (min–max) and PASS or MISS
+against ≤ 3x. The report counted from the answers, for comparison only, is timed `--repeat`
+times (best and median).
 
-    .venv/bin/python bench/report_duckdb.py [--responses 40000] [--repeat 3] [--keep DIR --reuse]
+    .venv/bin/python bench/report_duckdb.py [--responses 40000] [--pairs 5] [--repeat 3]
+                                            [--keep DIR --reuse]
 """
 
 from __future__ import annotations
@@ -27,12 +32,17 @@ import random
 import secrets
 import sqlite3
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from interleave import Spread, pairs, verdict
 
 from flows.loader import parse
 from flows.model import Item, ItemType, Questionnaire
@@ -122,7 +132,10 @@ def best_of(repeat: int, run: Callable[[], object]) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--responses", type=int, default=40_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--pairs", type=int, default=5,
+                        help="interleaved DuckDB/svarbot pairs (default 5)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of the report counted from the answers (default 3)")
     parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument("--keep", type=Path, help="Build in this folder and keep the files.")
     parser.add_argument("--reuse", action="store_true",
@@ -152,48 +165,69 @@ def main() -> None:
         if report != build_report_from_answers(connection, SURVEY, q, by, 5):
             raise SystemExit("the report from answer_counts differs from the one from answers")
         hidden = sum(v is None for t in report.tables for row in t.counts for v in row)
-        svarbot = best_of(args.repeat, lambda: build_report(connection, SURVEY, q, by, 5))
-        query = best_of(args.repeat,
-                        lambda: list(grouped_counts(connection, SURVEY, by, specs)))
         raw = best_of(args.repeat,
                       lambda: build_report_from_answers(connection, SURVEY, q, by, 5))
         raw_query = best_of(args.repeat,
                             lambda: list(grouped_values(connection, SURVEY, by, specs)))
         export = export_answers(connection, SURVEY, q)
+
+        csv_path = folder / "answers.csv"
+        with csv_path.open("w", encoding="utf-8", newline="") as stream:
+            write_csv(export, stream)
+        duck = duckdb.connect()
+        duck.execute("CREATE TABLE wide AS SELECT * FROM read_csv(?, all_varchar=true)",
+                     [str(csv_path)])
+        answer_columns = ", ".join('"' + c.replace('"', '""') + '"'
+                                   for c in export.header[len(STRATA_COLUMNS):])
+        unpivot = ("CREATE TABLE long AS SELECT answer_id, sector, value FROM wide UNPIVOT "  # noqa: S608 - our own column names, quoted
+                   f"INCLUDE NULLS (value FOR answer_id IN ({answer_columns}))")
+        duck.execute(unpivot)
+        rows = duck.execute("SELECT count(*) FROM long").fetchone()
+        group_by = ("SELECT answer_id, sector, value, count(*) FROM long "
+                    "GROUP BY answer_id, sector, value")
+
+        def time_duckdb() -> float:
+            started = time.perf_counter()
+            duck.execute(group_by).fetchall()
+            return time.perf_counter() - started
+
+        def time_svarbot() -> tuple[float, float]:
+            started = time.perf_counter()
+            build_report(connection, SURVEY, q, by, 5)
+            whole = time.perf_counter() - started
+            started = time.perf_counter()
+            list(grouped_counts(connection, SURVEY, by, specs))
+            return whole, time.perf_counter() - started
+
+        time_duckdb()  # warm-up, untimed
+        time_svarbot()
+        print(f"report: {len(report.tables)} tables by sector, {hidden} of the shown counts "
+              f"hidden;\n  identical from answer_counts and from the answers")
+        print(f"answer_counts rows: {count_rows:,}; DuckDB rows (answers in the export): "
+              f"{rows[0] if rows else 0:,}")
+        print(f"{args.pairs} pairs; A = DuckDB's GROUP BY on the export, B = svarbot's report "
+              f"(query +\ndisclosure control; the answer_counts query alone timed after it)")
+        print(f"{'pair':>4} {'order':<6}{'A ms':>8}{'B ms':>8}{'B query ms':>12}{'B/A':>7}")
+        ratios, b_times, queries, a_times = [], [], [], []
+        for pair, first, a, (b, b_query) in pairs(args.pairs, time_duckdb, time_svarbot):
+            ratios.append(b / a)
+            a_times.append(a)
+            b_times.append(b)
+            queries.append(b_query)
+            print(f"{pair:>4} {first:<6}{a * 1000:>8.1f}{b * 1000:>8.1f}"
+                  f"{b_query * 1000:>12.1f}{b / a:>6.1f}x", flush=True)
+        duck.close()
     engine.dispose()
 
-    csv_path = folder / "answers.csv"
-    with csv_path.open("w", encoding="utf-8", newline="") as stream:
-        write_csv(export, stream)
-    duck = duckdb.connect()
-    duck.execute("CREATE TABLE wide AS SELECT * FROM read_csv(?, all_varchar=true)",
-                 [str(csv_path)])
-    answer_columns = ", ".join('"' + c.replace('"', '""') + '"'
-                               for c in export.header[len(STRATA_COLUMNS):])
-    unpivot = ("CREATE TABLE long AS SELECT answer_id, sector, value FROM wide UNPIVOT "  # noqa: S608 - our own column names, quoted
-               f"INCLUDE NULLS (value FOR answer_id IN ({answer_columns}))")
-    duck.execute(unpivot)
-    rows = duck.execute("SELECT count(*) FROM long").fetchone()
-    group_by = ("SELECT answer_id, sector, value, count(*) FROM long "
-                "GROUP BY answer_id, sector, value")
-    duck_time = best_of(args.repeat, lambda: duck.execute(group_by).fetchall())
-    duck.close()
-
-    print(f"report: {len(report.tables)} tables by sector, {hidden} of the shown counts hidden; "
-          "identical from answer_counts and from the answers")
-    print(f"answer_counts rows: {count_rows:,}; "
-          f"DuckDB rows (answers in the export): {rows[0] if rows else 0:,}")
-    print(f"{'':40}{'best':>10}{'median':>10}")
-    for label, (best, median) in (("svarbot report (query + SDC)", svarbot),
-                                  ("  of which the answer_counts GROUP BY", query),
-                                  ("before: report counted from answers", raw),
-                                  ("  of which the GROUP BY over answers", raw_query),
-                                  ("DuckDB GROUP BY on the export", duck_time)):
-        print(f"{label:40}{best * 1000:>8.1f}ms{median * 1000:>8.1f}ms")
-    ratio = svarbot[0] / duck_time[0]
-    print(f"ratio svarbot / DuckDB: {ratio:.1f}x (goal: within 3x) "
-          f"{'met' if ratio <= 3 else 'NOT met'}")
-
+    spread = Spread.of(ratios)
+    print(f"svarbot / DuckDB (B/A): {spread.text(1, 'x')}")
+    print(f"  B median {statistics.median(b_times) * 1000:.1f} ms (the counts query "
+          f"{statistics.median(queries) * 1000:.1f} ms), A median "
+          f"{statistics.median(a_times) * 1000:.1f} ms")
+    print(f"  goal ≤ 3x: {verdict(spread.median <= 3)}")
+    print(f"before answer_counts: the report counted from the answers, best "
+          f"{raw[0] * 1000:.0f} ms,\n  median {raw[1] * 1000:.0f} ms (its GROUP BY over the "
+          f"answers {raw_query[1] * 1000:.0f} ms), {args.repeat} runs")
 
 if __name__ == "__main__":
     main()

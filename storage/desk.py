@@ -16,7 +16,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, exists, func, select
+from sqlalchemy import ColumnElement, bindparam, exists, func, select
 from sqlalchemy.orm import Session
 
 from storage.schema import CannedReply, DeskQuery, Invitation, QueryStatus, Respondent
@@ -90,7 +90,20 @@ def reply_key(query: DeskQuery) -> str:
 
 
 def find_by_reply_key(session: Session, key: str) -> DeskQuery | None:
-    return session.scalars(select(DeskQuery).where(DeskQuery.reply_key == key)).one_or_none()
+    """The query whose desk mail has `key` in its reply address, or None.
+
+    The dispatcher asks this of every reply that carries a token, and nearly every time the
+    answer is None (the token is an invitation's): so the id is looked up first by a plain
+    statement, and only a query that exists is loaded as an object.
+    """
+    if session.new or session.dirty:
+        session.flush()  # what an ORM query would do first: a key set just now is found
+    found = session.connection().execute(_ID_BY_REPLY_KEY, {"key": key}).scalar()
+    return None if found is None else session.get(DeskQuery, found)
+
+
+#: Built once: it runs for every reply.
+_ID_BY_REPLY_KEY = select(DeskQuery.id).where(DeskQuery.reply_key == bindparam("key"))
 
 
 def mark_notified(query: DeskQuery, *, now: dt.datetime) -> None:

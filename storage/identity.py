@@ -14,8 +14,9 @@ import datetime as dt
 import logging
 import re
 from collections.abc import Sequence
+from typing import cast
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from storage import tokens
@@ -178,13 +179,23 @@ def set_status(session: Session, invitation: Invitation, status: InvitationStatu
     reason = safe_reason(reason)
     if previous != status:
         invitation.status = status
-        session.add(InvitationEvent(invitation_id=invitation.id, status=status,
-                                    previous=previous, reason=reason,
-                                    at=now or dt.datetime.now(dt.UTC)))
-        session.flush()
+        if invitation.id is None:  # a new invitation: its id comes with the flush
+            session.flush()
+        # A plain insert, written at once, rather than an object and a flush: the
+        # dispatcher changes a status in its one transaction per message (the first answer,
+        # the last), and a flush here would run the unit of work twice in it. The
+        # invitation's own change goes with everything else (before the next ORM query, or
+        # at the commit).
+        session.connection().execute(_INSERT_EVENT, {
+            "invitation_id": invitation.id, "status": status.value,
+            "previous": previous.value, "reason": reason,
+            "at": now or dt.datetime.now(dt.UTC)})
     log.info("invitation %s: %s -> %s (%s)", invitation.id, previous.value, status.value,
              reason)
     return previous
+
+
+_INSERT_EVENT = insert(cast(Table, InvitationEvent.__table__))
 
 
 def save_conversation(invitation: Invitation, state: str, *, now: dt.datetime) -> None:
