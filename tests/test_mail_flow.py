@@ -352,8 +352,8 @@ def test_mail_inspect_explains_a_message(tmp_path: Path, world) -> None:
                                       permanent=True, now=NOW))
     config = tmp_path / "config.yaml"
     config.write_text("email:\n  reply_to: 'svar+{token}@svarbot.localhost'\n", encoding="utf-8")
-    result = CliRunner().invoke(main, ["mail", "inspect", "--json", "--config", str(config),
-                                       str(path), str(bounce)])
+    result = CliRunner().invoke(main, ["mail", "inspect", "--json", "--text", "--config",
+                                       str(config), str(path), str(bounce)])
     assert result.exit_code == 0, result.output
     import json
     first, second = (json.loads(line) for line in result.output.splitlines())

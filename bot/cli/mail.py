@@ -1,21 +1,30 @@
 """The `svarbot` commands for the email channel: `mail inspect` and `mail quarantine`.
 
-`mail inspect` answers the operator's "why was this not counted?": it reads a saved message
-exactly as the dispatcher does and says what it is (answer, bounce, auto-reply …), which
-invitation it belongs to, and the text that would reach the questionnaire. It needs no
-database. `mail quarantine` lists, saves and releases the mail that was set aside.
+`mail inspect` answers the operator's "why was this not counted?": it reads saved messages
+exactly as the dispatcher does and says what each is (answer, bounce, auto-reply …), which
+invitation it belongs to, and what would reach the questionnaire. It needs no database. It
+reads folders as well as files (a quarantine saved with `mail quarantine --save`, a
+maildir), and like the dispatcher it never stops at a message it cannot read: that message
+gets its own line with the reason, and the run goes on. `mail quarantine` lists, saves and
+releases the mail that was set aside.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
 
 from bot.cli.common import config_option, load_config
 from bot.cli.common import fail as _fail
+from bot.config import EmailSettings
+
+log = logging.getLogger(__name__)
 
 # --- mail inspect ---------------------------------------------------------------------------
 
@@ -26,40 +35,124 @@ def mail_group() -> None:
 
 
 @mail_group.command("inspect")
-@click.argument("files", nargs=-1, required=True,
-                type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per file).")
+@click.argument("paths", nargs=-1, required=True,
+                type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object per message, one per line.")
+@click.option("--text", "with_text", is_flag=True,
+              help="With --json: include the trimmed text itself (it holds the answers).")
+@click.option("--glob", "pattern", default="*.eml", show_default=True, metavar="PATTERN",
+              help="In folders: the files to read (searched recursively); '*' for a maildir.")
 @click.option("--today", type=click.DateTime(formats=["%Y-%m-%d"]),
               help="Date to read relative dates against (default: today).")
 @config_option
-def mail_inspect(files: tuple[Path, ...], as_json: bool, today: dt.datetime | None,
-                 config_path: str | None) -> None:
-    """Show how svarbot reads FILES (.eml): kind, token, the answer text, bounce, return date.
+def mail_inspect(paths: tuple[Path, ...], as_json: bool, with_text: bool, pattern: str,
+                 today: dt.datetime | None, config_path: str | None) -> None:
+    """Show how svarbot reads PATHS: messages (.eml) and folders of them.
 
-    Kinds: answer, query (a question for the contact person), opt_out, bounce, auto_reply
-    (never an answer), forward and unknown (both kept in quarantine for an operator).
+    For each message: its kind, the reason, the invitation token, the trimmed answer, a
+    bounce's failure, an away date. Kinds: answer, query (a question for the contact person),
+    opt_out, bounce, auto_reply (never an answer), forward and unknown (both kept in
+    quarantine for an operator), and unreadable (what `svarbot run` quarantines unread: not
+    a message, too large, nested too deep …).
+
+    With --json each message is one line: "file", "outcome" ("read", "unreadable" or
+    "error"), "kind", "reason", "token", "text_chars" (the length of the trimmed answer, and
+    the text itself only with --text) and the rest; a message that could not be read has an
+    "error". Exit status 0 when every message was read, 1 when some could not be (unreadable,
+    or the file could not be opened); the others are reported all the same.
+    """
+    settings = load_config(config_path)
+    day = (today or dt.datetime.now(dt.UTC)).date()
+    seen = failed = 0
+    for path, problem in _messages(paths, pattern):
+        info: dict[str, object] = (
+            inspect_file(path, settings.email, today=day) if problem is None else
+            {"file": _path_text(path), "outcome": "error", "kind": None, "error": problem})
+        seen += 1
+        if "error" in info:
+            failed += 1
+        if as_json:
+            if not with_text:
+                info.pop("text", None)
+            click.echo(_json_line(info))
+        else:
+            _print_reading(info)
+        sys.stdout.flush()  # each line as it is made: a long run shows where it is
+    if seen == 0:
+        click.echo(f"svarbot: no messages ({pattern}) in {', '.join(map(str, paths))}",
+                   err=True)
+    elif failed:
+        click.echo(f"svarbot: {seen - failed} of {seen} messages read, {failed} could not be "
+                   f"read", err=True)
+    if failed:
+        sys.exit(1)
+
+
+def _messages(paths: tuple[Path, ...], pattern: str) -> Iterator[tuple[Path, str | None]]:
+    """The files named, and in the folders named every file matching `pattern`, sorted; each
+    with None, or with why a folder could not be searched."""
+    for path in paths:
+        if not path.is_dir():
+            yield path, None
+            continue
+        try:
+            found = sorted(p for p in path.rglob(pattern) if p.is_file())
+        except OSError as exc:
+            yield path, exc.strerror or type(exc).__name__
+            continue
+        for file in found:
+            yield file, None
+
+
+def inspect_file(path: Path, settings: EmailSettings, *, today: dt.date) -> dict[str, object]:
+    """What `mail inspect` says about the message in `path`; never raises.
+
+    "outcome" is "read" (the rest is `reading.describe`, and "text_chars"), "unreadable"
+    (the reading path's quarantine reason in "reason", and "error") or "error" (the file
+    could not be opened, or reading failed in a way nobody foresaw).
     """
     from bot.channels.email.inbound import BadMail
     from bot.channels.email.reading import describe, read_mail
 
-    settings = load_config(config_path)
-    day = (today or dt.datetime.now(dt.UTC)).date()
-    for path in files:
-        try:
-            info = describe(read_mail(path.read_bytes(), settings.email, today=day))
-        except BadMail as exc:
-            info = {"kind": "unreadable", "reason": exc.reason, "token": None, "text": "",
-                    "bounce": None, "return_date": None}
-        except OSError as exc:
-            _fail(f"{path}: {exc.strerror or exc}")
-        info = {"file": str(path), **info}
-        if as_json:
-            click.echo(json.dumps(info, ensure_ascii=False))
-        else:
-            _print_reading(info)
+    name = _path_text(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return {"file": name, "outcome": "error", "kind": None,
+                "error": exc.strerror or type(exc).__name__}
+    try:
+        info = describe(read_mail(raw, settings, today=today))
+    except BadMail as exc:
+        return {"file": name, "outcome": "unreadable", "kind": "unreadable",
+                "reason": exc.reason, "error": str(exc), "token": None, "text_chars": 0,
+                "bounce": None, "return_date": None}
+    except Exception as exc:  # read_mail raises only BadMail; one file must not end the run
+        log.exception("%s: reading failed", name)
+        return {"file": name, "outcome": "error", "kind": None,
+                "error": f"internal error: {type(exc).__name__}"}
+    return {"file": name, "outcome": "read", **info}
+
+
+def _path_text(path: Path) -> str:
+    """The path as printable text (a file name need not be UTF-8)."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _json_line(info: dict[str, object]) -> str:
+    line = json.dumps(info, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate somewhere: escape rather than fail
+        line = json.dumps(info)
+    return line
 
 
 def _print_reading(info: dict[str, object]) -> None:
+    if info.get("outcome") != "read":
+        reason = f"reason: {info['reason']}, " if info.get("reason") else ""
+        click.echo(f"{info['file']}: {info['outcome']}  ({reason}{info.get('error')})")
+        return
     token = info.get("token")
     shown = f"{str(token)[:6]}…" if isinstance(token, str) else "none"
     click.echo(f"{info['file']}: {info['kind']}  (reason: {info.get('reason')}, token: {shown}"

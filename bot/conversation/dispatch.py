@@ -156,6 +156,12 @@ class Dispatcher:
             quarantine(session, row.id, reason=exc.reason, now=now)
             log.warning("inbox %s quarantined: %s", row.id, exc.reason)
             return f"quarantined:{exc.reason}"
+        except Exception as exc:
+            # A channel's reader that fails on a message would fail on it at every retry and
+            # hold up every message behind it: it is set aside for an operator instead.
+            quarantine(session, row.id, reason="read_error", detail=type(exc).__name__, now=now)
+            log.exception("inbox %s quarantined: reading it failed", row.id)
+            return "quarantined:read_error"
         # What the token query loaded besides the invitation (its respondent and survey), kept
         # referenced while this message is handled so that `session.get` finds it.
         related: list[object] = []

@@ -12,6 +12,7 @@ opt-out, question and answer. Bounces come before auto-replies because most DSNs
 
 from __future__ import annotations
 
+import copy
 import html
 import re
 from collections.abc import Iterable, Mapping
@@ -22,10 +23,16 @@ from email.parser import HeaderParser
 from email.utils import getaddresses
 from functools import lru_cache
 
-from flufl.bounce import all_failures
+from flufl.bounce._scan import _DETECTORS as _FLUFL_DETECTORS
 
 from bot.channels.email.dates import parse_return_date
-from bot.channels.email.inbound import MailKind, ParsedMail, header_text, message_ids
+from bot.channels.email.inbound import (
+    MailKind,
+    ParsedMail,
+    header_text,
+    message_ids,
+    stored_payload,
+)
 from flows.commands import CommandKind, looks_like_question, read_command
 
 __all__ = [
@@ -264,14 +271,37 @@ def _bare_subject(subject: str) -> str:
     return _SUBJECT_PREFIX_RE.sub("", subject).strip()
 
 
-_TAG_RE = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]{0,2000}>", re.IGNORECASE | re.DOTALL)
+#: A tag: it cannot run past the next `<`, so stripping is linear however the markup is broken.
+_TAG_RE = re.compile(r"<[^<>]{0,2000}>")
+_RAW_START_RE = re.compile(r"<(script|style)\b", re.IGNORECASE)
 
 
 def _plain(mail: ParsedMail) -> str:
     """The text, with tags stripped when it is HTML — good enough to read dates and words."""
     if not mail.text_is_html:
         return mail.text
-    return html.unescape(_TAG_RE.sub(" ", mail.text[:200_000]))
+    return html.unescape(_TAG_RE.sub(" ", _without_raw_text(mail.text[:200_000])))
+
+
+def _without_raw_text(markup: str) -> str:
+    """`markup` without its script and style elements; an unclosed one hides the rest.
+
+    One search per element, each starting where the last one ended: a document of a hundred
+    thousand unclosed `<script>` tags costs one pass, not one pass per tag.
+    """
+    lowered = markup.lower()
+    out: list[str] = []
+    pos = 0
+    while (start := _RAW_START_RE.search(markup, pos)) is not None:
+        out.append(markup[pos:start.start()])
+        close = lowered.find(f"</{start.group(1).lower()}", start.end())
+        end = lowered.find(">", close) if close >= 0 else -1
+        if end < 0:
+            return "".join(out)
+        out.append(" ")
+        pos = end + 1
+    out.append(markup[pos:])
+    return "".join(out)
 
 
 # --- complaints -----------------------------------------------------------------------------
@@ -406,17 +436,76 @@ def _delivery_status_parts(mail: ParsedMail) -> list[Message]:
             if content_type in ("message/delivery-status", "message/global-delivery-status")]
 
 
+#: How much of a message flufl.bounce is given: its detectors run some forty patterns over
+#: every line of every part (seconds for a message of a few hundred kilobytes), and a bounce
+#: says what failed near its top.
+_FLUFL_PART_CHARS = 16 * 1024
+_FLUFL_PART_LINES = 300
+_FLUFL_PARTS = 64
+
+
+@lru_cache(maxsize=2)  # asked twice for the same bounce (is it one, and what failed)
 def _flufl(msg: Message) -> tuple[frozenset[str], frozenset[str]]:
     """flufl.bounce's (temporary, permanent) failures as lowercased strings.
 
-    Its heuristic detectors are written for well-formed mail and can raise on broken input;
-    a detector error is "nothing found", never a crash.
+    The same walk as its `all_failures` (detectors in its order, the first that finds
+    something wins), on `_bounded(msg)`. Its heuristic detectors are written for well-formed
+    mail and raise on broken input (Yale's IndexError on a From without an address);
+    `all_failures` then logs a traceback and gives up on the detectors after it. Here a
+    detector that raises has found nothing, and the next one is asked.
     """
-    try:
-        temporary, permanent = all_failures(msg)
-    except Exception:
-        return frozenset(), frozenset()
+    bounded = _bounded(msg)
+    temporary: set[bytes | str] = set()
+    permanent: set[bytes | str] = set()
+    for detector in _FLUFL_DETECTORS:
+        try:
+            found_temporary, found_permanent = detector().process(bounded)
+        except Exception:  # noqa: S112 - a detector's error is its "nothing found"
+            continue
+        temporary.update(found_temporary)
+        permanent.update(found_permanent)
+        if found_temporary or found_permanent:
+            break
     return _addresses(temporary), _addresses(permanent)
+
+
+def _bounded(msg: Message) -> Message:
+    """A copy of `msg` with at most `_FLUFL_PARTS` parts of at most `_FLUFL_PART_CHARS`
+    characters and `_FLUFL_PART_LINES` lines each; the headers are shared, `msg` itself is not
+    changed."""
+    left = _FLUFL_PARTS
+
+    def bounded(part: Message) -> Message:
+        nonlocal left
+        clone = copy.copy(part)
+        payload = stored_payload(part)
+        if isinstance(payload, list):
+            children: list[Message | str] = []
+            for child in payload:
+                if left <= 0:
+                    break
+                if isinstance(child, Message):
+                    left -= 1
+                    children.append(bounded(child))
+            clone.set_payload(children)
+        elif isinstance(payload, str):
+            head = payload[:_FLUFL_PART_CHARS]
+            cut = _nth_line_end(head, _FLUFL_PART_LINES)
+            if cut is not None or len(head) < len(payload):
+                clone.set_payload(head[:cut])
+        return clone
+
+    return bounded(msg)
+
+
+def _nth_line_end(text: str, lines: int) -> int | None:
+    """The index just past the `lines`-th line end in `text`; None when it has fewer."""
+    pos = -1
+    for _ in range(lines):
+        pos = text.find("\n", pos + 1)
+        if pos < 0:
+            return None
+    return pos + 1
 
 
 def _addresses(found: Iterable[bytes | str]) -> frozenset[str]:
@@ -507,7 +596,9 @@ def _heuristic_bounce(
     )
 
 
-_ADDRESS_RE = re.compile(r"[\w.+=-]+@[\w-]+(?:\.[\w-]+)+")
+#: The lookbehind starts a match only where a local part begins: without it, a line of a
+#: hundred thousand letters is scanned again from every one of them.
+_ADDRESS_RE = re.compile(r"(?<![\w.+=-])[\w.+=-]+@[\w-]+(?:\.[\w-]+)+")
 #: Lines whose addresses are the sender's or ids, not the failed recipient.
 _NOT_RECIPIENT_LINE_RE = re.compile(
     r"^\s*(?:from|return-path|reply-to|sender|message-id|in-reply-to|references|received"
@@ -589,7 +680,7 @@ def _status_blocks(part: Message) -> list[dict[str, str]]:
     The stdlib splits message/delivery-status into blocks; message/global-delivery-status
     (RFC 6533) stays one text, which is split at blank lines here.
     """
-    payload = part.get_payload()
+    payload = stored_payload(part)
     if isinstance(payload, list):
         return [{k.strip().lower(): header_text(v) for k, v in reversed(list(block.raw_items()))}
                 for block in payload if isinstance(block, Message)]
@@ -624,7 +715,7 @@ def _original_headers(mail: ParsedMail) -> Message | None:
     """The headers of the message that bounced: a message/rfc822 or text/rfc822-headers part."""
     for kind, part in mail.parts:
         if kind in ("message/rfc822", "message/global"):
-            payload = part.get_payload()
+            payload = stored_payload(part)
             if isinstance(payload, list) and payload and isinstance(payload[0], Message):
                 return payload[0]
         if kind in ("text/rfc822-headers", "message/rfc822-headers",
@@ -635,7 +726,10 @@ def _original_headers(mail: ParsedMail) -> Message | None:
     return None
 
 
-_BODY_MSGID_RE = re.compile(r"^\s*Message-ID:\s*(<[^<>\s]+>)", re.IGNORECASE | re.MULTILINE)
+#: `[ \t]`, not `\s`: with MULTILINE a `\s*` at each line start would run over every blank
+#: line below it, a quadratic search on a body of blank lines.
+_BODY_MSGID_RE = re.compile(r"^[ \t]*Message-ID:[ \t]*(<[^<>\s]{1,998}>)",
+                            re.IGNORECASE | re.MULTILINE)
 
 
 def _original_message_id(mail: ParsedMail, original: Message | None) -> str | None:

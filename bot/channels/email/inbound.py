@@ -13,7 +13,9 @@ which cost many times the parse itself; here each header is decoded once, when i
 
 from __future__ import annotations
 
+import codecs
 import contextlib
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
@@ -38,6 +40,29 @@ RECIPIENT_HEADERS = (
 )  # fmt: skip
 #: Tried in order after the declared charset; latin-1 decodes any byte, so decoding is total.
 FALLBACK_CHARSETS = ("utf-8", "windows-1252", "latin-1")
+#: Parts nested deeper than this (multiparts and attached messages) make the message
+#: unreadable ("too_deep"): mail clients nest a few levels per forward, and everything that
+#: reads a message (the stdlib's `walk`, flufl.bounce) recurses over the depth.
+MAX_DEPTH = 64
+#: A message declaring more multipart and message/* parts than this is not parsed at all
+#: ("too_many_parts"): the stdlib parser spends about a millisecond on each level of nesting
+#: before it runs out of stack, and no mail client makes a tenth of this many.
+MAX_CONTAINERS = 256
+#: Nor one with more lines that may be part delimiters (lines that begin with "--"): each
+#: part costs the parser some 50 µs, and ten megabytes hold a couple of hundred thousand.
+MAX_DELIMITER_LINES = 2000
+#: A Content-Type field longer than this (folded lines included) makes the message
+#: "not_mime" before parsing: its boundary (RFC 2046 allows 70 characters) may be all of it,
+#: and the stdlib parser compiles each boundary into a pattern, seconds for a megabyte.
+MAX_CONTENT_TYPE_CHARS = 4096
+#: A header value is read up to this many characters: no client writes a longer one, and
+#: RFC 2047 decoding and address parsing cost time in the length.
+MAX_HEADER_CHARS = 32 * 1024
+#: A Message-ID longer than a header line may be (RFC 5322 §2.1.1) is nobody's id.
+MAX_MESSAGE_ID_CHARS = 998
+#: Only the newest References are kept: each may be looked up in the outbox, and a thread is
+#: never this long.
+MAX_REFERENCES = 100
 
 
 class _Policy(Compat32):
@@ -61,6 +86,9 @@ _FOLD_RE = re.compile(r"\r\n|\r|\n")
 _POLICY = _Policy()
 _MSGID_RE = re.compile(r"<[^<>\s]+>")
 _SURROGATE_RE = re.compile("[\udc80-\udcff]")
+#: A surrogate left alone after decoding (a "charset" such as unicode_escape makes them): no
+#: text column, terminal or JSON encoder takes it, so it becomes U+FFFD.
+_LONE_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
 class MailKind(StrEnum):
@@ -79,7 +107,11 @@ class BadMail(Exception):
     """The message cannot be read at all; `reason` is the quarantine reason code.
 
     Codes: "too_large" (over the byte limit, not parsed), "not_mime" (no header fields at
-    all: not an email), "no_body" (no text, HTML, report or attached message anywhere).
+    all: not an email), "no_body" (no text, HTML, report or attached message anywhere),
+    "too_deep" (parts nested beyond `MAX_DEPTH`), "too_many_parts" (more multipart and
+    message/* parts declared than `MAX_CONTAINERS`, or more lines that may delimit parts than
+    `MAX_DELIMITER_LINES`; not parsed), "read_error" (reading failed in a way nobody
+    foresaw; `detail` names the exception).
     """
 
     def __init__(self, reason: str, detail: str = "") -> None:
@@ -128,24 +160,76 @@ class ParsedMail:
 def parse_mail(raw: bytes, *, max_bytes: int = 10_000_000) -> ParsedMail:
     """Parse raw RFC 5322 bytes.
 
-    The size is checked before parsing, so a 20 MB attachment costs nothing. Any failure
-    inside the standard library becomes `BadMail("not_mime")`: one exception type is all the
-    caller has to handle, and the raw bytes stay with the caller for an operator.
+    The size, the number of parts and the length of Content-Type are checked before parsing,
+    so a 20 MB attachment or a hundred thousand parts cost nothing, and the depth right
+    after, before anything walks the parts. Any failure inside the standard library becomes
+    `BadMail("not_mime")` (or "too_deep" when it ran out of stack on the nesting): one
+    exception type is all the caller has to handle, and the raw bytes stay with the caller
+    for an operator.
     """
     if len(raw) > max_bytes:
         raise BadMail("too_large", f"{len(raw)} bytes > {max_bytes}")
+    if _containers(raw) > MAX_CONTAINERS:
+        raise BadMail("too_many_parts", f"more than {MAX_CONTAINERS} multipart or message parts")
+    delimiters = raw.count(b"\n--") + raw.count(b"\r--")
+    if delimiters > MAX_DELIMITER_LINES:
+        raise BadMail("too_many_parts", f"{delimiters} lines that may delimit parts")
+    if _long_content_type(raw):
+        raise BadMail("not_mime", f"a Content-Type over {MAX_CONTENT_TYPE_CHARS} characters")
     try:
         return _parse(raw)
     except BadMail:
         raise
+    except RecursionError as exc:
+        raise BadMail("too_deep", "nested beyond what the parser can read") from exc
     except Exception as exc:  # the stdlib parser has raised odd errors on hostile input
         raise BadMail("not_mime", type(exc).__name__) from exc
+
+
+_CONTAINER_RE = re.compile(rb"content-type:[ \t]*(?:multipart|message)/", re.IGNORECASE)
+#: A Content-Type field with its folded lines (up to a line end not followed by a blank).
+_CONTENT_TYPE_RE = re.compile(rb"^content-type:[^\r\n]*(?:(?:\r\n|\r|\n)[ \t][^\r\n]*)*",
+                              re.IGNORECASE | re.MULTILINE)
+
+
+def _long_content_type(raw: bytes) -> bool:
+    """Whether a Content-Type field in `raw` (in any part) is over `MAX_CONTENT_TYPE_CHARS`."""
+    return any(match.end() - match.start() > MAX_CONTENT_TYPE_CHARS
+               for match in _CONTENT_TYPE_RE.finditer(raw))
+
+
+def _containers(raw: bytes) -> int:
+    """How many multipart and message/* parts `raw` declares, counted up to one past
+    `MAX_CONTAINERS` (an upper bound: a text part may mention such a header too)."""
+    count = 0
+    for _ in _CONTAINER_RE.finditer(raw):
+        count += 1
+        if count > MAX_CONTAINERS:
+            break
+    return count
+
+
+def nesting_depth(msg: Message) -> int:
+    """How deep `msg`'s parts nest (1: no parts), counted without recursion."""
+    deepest = 0
+    stack = [(msg, 1)]
+    while stack:
+        part, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_DEPTH:
+            break
+        payload = part.get_payload() if part.is_multipart() else None
+        if isinstance(payload, list):
+            stack.extend((child, depth + 1) for child in payload if isinstance(child, Message))
+    return deepest
 
 
 def _parse(raw: bytes) -> ParsedMail:
     msg = message_from_bytes(raw, policy=_POLICY)
     if not msg.keys():
         raise BadMail("not_mime", "no header fields")
+    if nesting_depth(msg) > MAX_DEPTH:
+        raise BadMail("too_deep", f"parts nested more than {MAX_DEPTH} deep")
     raw_values: dict[str, list[str]] = {}
     for name, value in msg.raw_items():
         key = name.strip().lower()
@@ -155,7 +239,7 @@ def _parse(raw: bytes) -> ParsedMail:
     headers = {key: values.first(key) for key in raw_values}
     parts = tuple((part.get_content_type(), part) for part in msg.walk())
     text, is_html = body_text(msg, parts)
-    references = tuple(message_ids(headers.get("references", "")))
+    references = tuple(message_ids(headers.get("references", "")))[-MAX_REFERENCES:]
     in_reply_to = next(iter(message_ids(headers.get("in-reply-to", ""))), None)
     message_id = next(iter(message_ids(headers.get("message-id", ""))), None)
     return ParsedMail(
@@ -212,14 +296,17 @@ def header_text(value: object) -> str:
     """A header value as one line of decoded text, whatever the policy made of it.
 
     RFC 2047 words are decoded leniently (an unknown charset keeps the encoded word), and
-    folding is undone, so that subjects and addresses compare as plain strings.
+    folding is undone, so that subjects and addresses compare as plain strings. Only the
+    first `MAX_HEADER_CHARS` characters are read.
     """
-    text = str(value)
+    text = str(value)[:MAX_HEADER_CHARS]
     if _SURROGATE_RE.search(text):  # 8-bit bytes in a header (no RFC 2047): decode them
         text = decode_bytes(text.encode("utf-8", "surrogateescape"), None)
     if "=?" in text:
         with contextlib.suppress(Exception):  # an undecodable word stays as written
             text = str(make_header(decode_header(text)))
+    if _LONE_SURROGATE_RE.search(text):
+        text = _LONE_SURROGATE_RE.sub("\ufffd", text)
     return " ".join(text.replace("\x00", "").split())
 
 
@@ -227,12 +314,12 @@ def message_ids(value: str) -> list[str]:
     """The `<id>` tokens of a Message-ID / In-Reply-To / References value.
 
     Clients that drop the brackets still get their ids read, one per whitespace-separated word
-    containing '@'.
+    containing '@'. An id longer than `MAX_MESSAGE_ID_CHARS` is left out.
     """
     found = _MSGID_RE.findall(value)
-    if found:
-        return found
-    return [f"<{word.strip('<>,')}>" for word in value.split() if "@" in word]
+    if not found:
+        found = [f"<{word.strip('<>,')}>" for word in value.split() if "@" in word]
+    return [found_id for found_id in found if len(found_id) <= MAX_MESSAGE_ID_CHARS]
 
 
 def address_of(value: str) -> str | None:
@@ -311,7 +398,8 @@ _BOUNDARY_LINE_RE = re.compile(r"^--([^\s]{1,70})\s*$", re.MULTILINE)
 
 def _reparse_multipart(part: Message) -> str:
     """The text of a multipart part whose boundary is missing, read with a guessed one."""
-    raw = str(part.get_payload())
+    stored = stored_payload(part)
+    raw = stored if isinstance(stored, str) else ""
     guess = _BOUNDARY_LINE_RE.search(raw[:2000])
     if guess is not None:
         boundary = guess.group(1).removesuffix("--")
@@ -325,6 +413,18 @@ def _reparse_multipart(part: Message) -> str:
         if body is not None and body.get_content_maintype() == "text":
             return part_text(body)
     return part_text(part)
+
+
+def stored_payload(part: Message) -> object:
+    """A part's payload as the parser stored it: its parts, or its text with 8-bit bytes as
+    surrogate escapes.
+
+    `get_payload()` would decode such text with the declared charset, which may be any codec
+    Python has (punycode: quadratic time, a UnicodeError on bytes it does not expect) or no
+    name at all (an RFC 2231 triple: TypeError); `get_payload(decode=True)` is safe, but also
+    undoes the transfer encoding.
+    """
+    return vars(part).get("_payload")
 
 
 def find_body(msg: Message, subtype: str) -> Message | None:
@@ -375,7 +475,7 @@ def part_text(part: Message) -> str:
     if isinstance(payload, bytes):
         data = payload
     else:  # a multipart or message part where a leaf was expected
-        data = str(part.get_payload()).encode("utf-8", "surrogateescape")
+        data = str(stored_payload(part)).encode("utf-8", "surrogateescape")
     text = decode_bytes(data[: MAX_TEXT_CHARS * 4], _first_word(part.get_content_charset()))
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if _first_word(part.get_param("format", "")) == "flowed":
@@ -400,16 +500,37 @@ def decode_bytes(data: bytes, declared: str | None) -> str:
     """Decode with the declared charset, then UTF-8, windows-1252 and latin-1.
 
     A declared charset that Python does not know (`x-unknown`), that is not a text codec
-    (`rot13`), or that does not fit the bytes is skipped; latin-1 always succeeds.
+    (`rot13`), that is a codec of Python's but no charset (`punycode`, see `_NOT_CHARSETS`),
+    or that does not fit the bytes is skipped; latin-1 always succeeds. A lone
+    surrogate in the result (which Python's own codecs such as `unicode_escape` make)
+    becomes U+FFFD.
     """
     for charset in (declared, *FALLBACK_CHARSETS):
-        if not charset:
+        if not charset or not _is_charset(charset):
             continue
         try:
-            return data.decode(charset)
+            text = data.decode(charset)
         except (LookupError, UnicodeError, ValueError, TypeError):
             continue
+        if _LONE_SURROGATE_RE.search(text):
+            text = _LONE_SURROGATE_RE.sub("\ufffd", text)
+        return text
     return data.decode("latin-1")  # pragma: no cover - latin-1 is in the chain
+
+
+#: Codecs Python has that no mail client declares as a charset. idna and punycode decode in
+#: quadratic time (a megabyte takes minutes); the escape codecs make lone surrogates.
+_NOT_CHARSETS = frozenset({"idna", "punycode", "unicode-escape", "raw-unicode-escape",
+                           "undefined"})
+
+
+@functools.lru_cache(maxsize=256)
+def _is_charset(name: str) -> bool:
+    """Whether `name` is a codec Python knows that may be used as a charset."""
+    try:
+        return codecs.lookup(name).name not in _NOT_CHARSETS
+    except (LookupError, ValueError, TypeError):
+        return False
 
 
 def unflow(text: str, *, delsp: bool) -> str:
@@ -420,7 +541,7 @@ def unflow(text: str, *, delsp: bool) -> str:
     "-- " is never a soft break, and space-stuffing is undone.
     """
     out: list[str] = []
-    current: str | None = None
+    current: list[str] | None = None  # the pieces of the line being joined
     depth_now = 0
     for line in text.split("\n"):
         depth = len(line) - len(line.lstrip(">"))
@@ -428,18 +549,20 @@ def unflow(text: str, *, delsp: bool) -> str:
         if content.startswith(" "):
             content = content[1:]
         if current is not None and depth != depth_now:
-            out.append(_quoted(depth_now, current))
+            out.append(_quoted(depth_now, "".join(current)))
             current = None
-        current = content if current is None else current + content
+        if current is None:
+            current = []
+        current.append(content)
         depth_now = depth
         if content.endswith(" ") and content != "-- ":
             if delsp:
-                current = current[:-1]
+                current[-1] = content[:-1]
             continue
-        out.append(_quoted(depth, current))
+        out.append(_quoted(depth, "".join(current)))
         current = None
     if current is not None:
-        out.append(_quoted(depth_now, current))
+        out.append(_quoted(depth_now, "".join(current)))
     return "\n".join(out)
 
 

@@ -26,7 +26,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from bot.channels.email.html_text import html_to_text, strip_quote_containers
+from bot.channels.email.html_text import html_reply_text
 
 __all__ = ["MARKERS", "MAX_CHARS", "MAX_LINES", "Trimmed", "extract_reply", "extract_reply_html"]
 
@@ -84,7 +84,7 @@ _BOUNDARY_RULE = {
 
 # --- normalisation ----------------------------------------------------------------------------
 _SPACES = "\u00a0\u2007\u202f"
-_INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
+_INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad\x00"
 _TRANSLATION = {ord(c): " " for c in _SPACES} | {ord(c): None for c in _INVISIBLE}
 
 
@@ -489,7 +489,7 @@ def extract_reply_html(html: str) -> Trimmed:
     Removing containers first matters: once converted to text, Gmail's and Outlook's quoted
     originals are not `>`-prefixed and look like ordinary text.
     """
-    return extract_reply(html_to_text(strip_quote_containers(html)))
+    return extract_reply(html_reply_text(html))
 
 
 def _text_below_quote(classes: Sequence[str], boundary: int) -> list[int]:

@@ -114,7 +114,10 @@ class Tap:
 
 def read_tap(data: str, current: Keyboard) -> Tap | None:
     """What a tap with `data` on a message whose keyboard is `current` means; None when the
-    data is not ours (forged or from an older version of the bot)."""
+    data is not ours (forged, longer than Telegram carries, or from an older version of the
+    bot)."""
+    if len(data.encode("utf-8", "surrogatepass")) > MAX_CALLBACK_BYTES:
+        return None
     kind, _, rest = data.partition(":")
     if kind == "a":
         item, sep, reply = rest.partition(":")
@@ -126,20 +129,30 @@ def read_tap(data: str, current: Keyboard) -> Tap | None:
             return None
         chosen = [str(k + 1) for k in range(64) if mask >> k & 1]
         return Tap(parts[0], ", ".join(chosen) if chosen else "")
-    if kind == "t" and len(parts) == 3 and parts[2].isdigit():
+    if kind == "t" and len(parts) == 3:
         mask = _mask(parts[1])
-        if mask is None or int(parts[2]) >= 64:
+        option = _option(parts[2])
+        if mask is None or option is None:
             return None
-        return Tap(parts[0], None, _toggled(current, parts[0], mask ^ (1 << int(parts[2]))))
+        return Tap(parts[0], None, _toggled(current, parts[0], mask ^ (1 << option)))
     return None
 
 
 def _mask(text: str) -> int | None:
-    try:
-        value = int(text, 16)
-    except ValueError:
+    """A selection mask as written: 1 to 16 hex digits, nothing else (`int` would also take
+    signs, blanks, underscores and "0x")."""
+    if not 0 < len(text) <= 16 or not all(c in "0123456789abcdefABCDEF" for c in text):
         return None
-    return value if 0 <= value < 1 << 64 else None
+    return int(text, 16)
+
+
+def _option(text: str) -> int | None:
+    """An option number 0–63 as written: ASCII digits only ("²" is a digit to `isdigit`, and
+    no number to `int`)."""
+    if not 0 < len(text) <= 2 or not (text.isascii() and text.isdigit()):
+        return None
+    value = int(text)
+    return value if value < 64 else None
 
 
 def _toggled(current: Keyboard, item: str, mask: int) -> Keyboard:
@@ -152,7 +165,7 @@ def _toggled(current: Keyboard, item: str, mask: int) -> Keyboard:
             parts = rest.split(":")
             plain = label.removeprefix(CHECK)
             if kind == "t" and len(parts) == 3 and parts[0] == item:
-                k = int(parts[2]) if parts[2].isdigit() else 0
+                k = _option(parts[2]) or 0
                 mark = CHECK if mask >> k & 1 else ""
                 new_row.append((mark + plain, f"t:{item}:{mask:x}:{k}"))
             elif kind == "d" and parts[:1] == [item]:
