@@ -13,8 +13,8 @@ No database: the dispatcher's part is covered by tests/test_fuzz_mail.py.
 
     .venv/bin/python bench/fuzz_mail.py [--n 100000] [--start 0] [--cap 2.0]
 
-A hundred thousand messages take about half an hour on one busy core; `--n 20000` about six
-minutes.
+A hundred thousand messages (8.6 GB of mail) take about sixteen minutes on one core, some
+105 messages a second; `--n 20000` about three and a half minutes.
 """
 
 from __future__ import annotations
