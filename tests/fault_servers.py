@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import os
 import pwd
 import shutil
@@ -39,6 +40,8 @@ from email.policy import compat32
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
+
+from sqlalchemy.orm import Session, sessionmaker
 
 HOST = "127.0.0.1"
 
@@ -342,3 +345,26 @@ class PostgresCluster:
             if (self.data / "postmaster.pid").exists():
                 self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def queue_wave(factory: sessionmaker[Session], survey: str, count: int) -> None:
+    """`count` invitations of the shipped questionnaire `survey` queued in the outbox, as
+    the clock queues a wave: the load every fault test runs through."""
+    from storage_support import TEST_KEY_TEXT, bulk_people
+
+    from bot.channels.email.channel import EmailChannel
+    from bot.config import Settings
+    from bot.conversation.outgoing import SurveyContext, queue_invitations
+    from flows.loader import load_shipped
+    from storage.answers import AnswerStore, LinkKey
+    from storage.db import transaction
+
+    settings = Settings.model_validate({"surveys": [{"id": survey, "questionnaire": survey}]})
+    bulk_people(factory, survey, count)
+    with transaction(factory) as session:
+        queued = queue_invitations(session, EmailChannel(settings),
+                                   SurveyContext(settings=settings.surveys[0],
+                                                 questionnaire=load_shipped(survey)),
+                                   AnswerStore(LinkKey(TEST_KEY_TEXT.encode())),
+                                   now=dt.datetime.now(dt.UTC))
+    assert queued == count, f"queued {queued} of {count} invitations"

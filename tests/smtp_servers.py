@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email
 import signal
 import socket
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.policy import default as default_policy
 from types import TracebackType
 from typing import Any, Literal
 
@@ -281,3 +284,15 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv))
+
+
+def plain_text(raw: bytes) -> str:
+    """The text/plain body of a message as a mail client shows it (for tests that read what
+    the sink received)."""
+    message = email.message_from_bytes(raw, policy=default_policy)
+    assert isinstance(message, EmailMessage)
+    body = message.get_body(preferencelist=("plain",))
+    assert isinstance(body, EmailMessage)
+    content = body.get_content()
+    assert isinstance(content, str)
+    return content

@@ -29,7 +29,6 @@ fails.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import email
 import errno
 import os
@@ -48,19 +47,14 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
-from fault_servers import PostgresCluster, PostgresError, postgres_unavailable
+from fault_servers import PostgresCluster, PostgresError, postgres_unavailable, queue_wave
 from smtp_servers import SmtpSink
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
-from storage_support import TEST_KEY_TEXT, bulk_people
+from storage_support import TEST_KEY_TEXT
 
-from bot.channels.email.channel import EmailChannel
-from bot.config import Settings
-from bot.conversation.outgoing import SurveyContext, queue_invitations
-from flows.loader import load_shipped
-from storage.answers import AnswerStore, LinkKey
-from storage.db import session_factory, transaction
+from storage.db import session_factory
 from storage.migrate import init_database, open_database
 from storage.schema import (
     Invitation,
@@ -93,18 +87,6 @@ def _config(tmp_path: Path, url: str, sink: SmtpSink) -> Path:
         f"    lease_seconds: {LEASE_SECONDS}\n"
         f"logging:\n  level: WARNING\n", encoding="utf-8")
     return config
-
-
-def _queue_wave(factory: sessionmaker[Session], count: int) -> None:
-    settings = Settings.model_validate({"surveys": [{"id": SURVEY, "questionnaire": SURVEY}]})
-    bulk_people(factory, SURVEY, count)
-    with transaction(factory) as session:
-        queued = queue_invitations(session, EmailChannel(settings),
-                                   SurveyContext(settings=settings.surveys[0],
-                                                 questionnaire=load_shipped(SURVEY)),
-                                   AnswerStore(LinkKey(TEST_KEY_TEXT.encode())),
-                                   now=dt.datetime.now(dt.UTC))
-    assert queued == count
 
 
 def _svarbot(config: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -220,7 +202,7 @@ def test_postgresql_restarted_in_the_middle_of_a_wave(
     factory = session_factory(engine)
     log = tmp_path / "svarbot.log"
     try:
-        _queue_wave(factory, PG_INVITATIONS)
+        queue_wave(factory, SURVEY, PG_INVITATIONS)
         engine.dispose()
         process = _svarbot(_config(tmp_path, url, sink), log)
         try:
@@ -305,7 +287,7 @@ def test_sqlite_on_a_full_disk_says_so_and_recovers_when_space_returns(
         log = tmp_path / "svarbot.log"
         filler = disk / "filler"
         try:
-            _queue_wave(factory, SQLITE_INVITATIONS)
+            queue_wave(factory, SURVEY, SQLITE_INVITATIONS)
             with engine.connect() as connection:  # start from an empty WAL: writes need space
                 connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
             process = _svarbot(_config(tmp_path, url, sink), log)

@@ -24,7 +24,6 @@ Each test prints what it injected and what it counted (run with -s to see it).
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import os
 import signal
@@ -39,18 +38,14 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from fault_servers import FaultSmtpServer, Mode
+from fault_servers import FaultSmtpServer, Mode, queue_wave
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
-from storage_support import TEST_KEY_TEXT, bulk_people
+from storage_support import TEST_KEY_TEXT
 
-from bot.channels.email.channel import EmailChannel
 from bot.channels.email.smtp import Sender
 from bot.config import Settings
-from bot.conversation.outgoing import SurveyContext, queue_invitations
-from flows.loader import load_shipped
 from storage import outbox
-from storage.answers import AnswerStore, LinkKey
 from storage.db import session_factory, transaction
 from storage.migrate import init_database, open_database
 from storage.outbox import Claimed
@@ -258,15 +253,7 @@ def _rows(factory: sessionmaker[Session]) -> list[OutboxMessage]:
 def test_a_killed_run_in_a_tarpit_loses_its_rows_only_until_the_lease_ends(
         database: tuple[str, sessionmaker[Session]], tmp_path: Path) -> None:
     url, factory = database
-    settings = Settings.model_validate({"surveys": [{"id": SURVEY, "questionnaire": SURVEY}]})
-    bulk_people(factory, SURVEY, INVITATIONS)
-    with transaction(factory) as session:
-        queued = queue_invitations(session, EmailChannel(settings),
-                                   SurveyContext(settings=settings.surveys[0],
-                                                 questionnaire=load_shipped(SURVEY)),
-                                   AnswerStore(LinkKey(TEST_KEY_TEXT.encode())),
-                                   now=dt.datetime.now(dt.UTC))
-    assert queued == INVITATIONS
+    queue_wave(factory, SURVEY, INVITATIONS)
     log = tmp_path / "svarbot.log"
     processes: list[subprocess.Popen[bytes]] = []
     with FaultSmtpServer(mode="tarpit") as server:

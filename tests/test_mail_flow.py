@@ -16,6 +16,7 @@ from email.policy import default as default_policy
 from pathlib import Path
 
 import pytest
+from smtp_servers import plain_text
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 from storage_support import TEST_KEY_TEXT, add_people
@@ -479,7 +480,7 @@ def test_an_inline_reply_with_a_blank_question_records_each_answer_under_its_own
             InboxEvent.inbox_id == inbox_id, InboxEvent.status == "processed")).all()
     assert details == ["inline"]  # read right: not flagged for review
     [page] = _sent(factory, settings, kind="page")
-    assert "2. Hva slags virksomhet leder du?" in _plain(page)
+    assert "2. Hva slags virksomhet leder du?" in plain_text(page)
 
 
 def test_a_reply_with_only_the_quote_is_told_that_no_answer_was_found(unsent) -> None:
@@ -491,16 +492,7 @@ def test_a_reply_with_only_the_quote_is_told_that_no_answer_was_found(unsent) ->
     assert dispatcher.handle_next() == "replied:answer"
     assert _answers(factory, 1) == {}
     [page] = _sent(factory, settings, kind="page")
-    text = _plain(page)
+    text = plain_text(page)
     assert "Vi fant ikke noe svar i meldingen din" in text
     assert "1. Hvilken sektor hører virksomheten din til?" in text
 
-
-def _plain(raw: bytes) -> str:
-    message = email.message_from_bytes(raw, policy=default_policy)
-    assert isinstance(message, EmailMessage)
-    body = message.get_body(preferencelist=("plain",))
-    assert isinstance(body, EmailMessage)
-    content = body.get_content()
-    assert isinstance(content, str)
-    return content

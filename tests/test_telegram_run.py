@@ -8,12 +8,11 @@ import asyncio
 import datetime as dt
 import email
 import re
-from email.message import EmailMessage
 from email.policy import default as default_policy
 
 import aiosmtplib
 import pytest
-from smtp_servers import SmtpSink
+from smtp_servers import SmtpSink, plain_text
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from storage_support import TEST_KEY_TEXT, add_people
@@ -80,13 +79,6 @@ def _service(factory: sessionmaker[Session], settings: Settings) -> Service:
                    worker="test")
 
 
-def _plain(raw: bytes) -> str:
-    message = email.message_from_bytes(raw, policy=default_policy)
-    assert isinstance(message, EmailMessage)
-    body = message.get_body(preferencelist=("plain",))
-    assert isinstance(body, EmailMessage)
-    return str(body.get_content())
-
 
 def _answers(factory: sessionmaker[Session]) -> dict[str, object]:
     with factory() as session:
@@ -110,7 +102,7 @@ async def _scenario(sink: SmtpSink, fake: FakeTelegram, factory: sessionmaker[Se
                           local_hostname="localhost", start_tls=False)
     await asyncio.to_thread(sink.wait_for, 2, timeout=15)
     with sink.lock:
-        page = _plain(sink.received[1].data)
+        page = plain_text(sink.received[1].data)
     found = LINK.search(page)
     assert found is not None, "the next page carries the Telegram link"
     after_email = _answers(factory)

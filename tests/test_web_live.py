@@ -11,13 +11,12 @@ import datetime as dt
 import email
 import re
 from collections.abc import Callable
-from email.message import EmailMessage
 from email.policy import default as default_policy
 
 import aiosmtplib
 import httpx
 import pytest
-from smtp_servers import SmtpSink
+from smtp_servers import SmtpSink, plain_text
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from storage_support import TEST_KEY_TEXT, add_people
@@ -78,13 +77,6 @@ def _service(factory: sessionmaker[Session], sink: SmtpSink, fake: FakeTelegram)
     return Service(settings=settings, session_factory=factory, store=store, surveys=contexts,
                    worker="test")
 
-
-def _plain(raw: bytes) -> str:
-    message = email.message_from_bytes(raw, policy=default_policy)
-    assert isinstance(message, EmailMessage)
-    body = message.get_body(preferencelist=("plain",))
-    assert isinstance(body, EmailMessage)
-    return str(body.get_content())
 
 
 def _to(sink: SmtpSink, address: str) -> list[bytes]:
@@ -159,10 +151,10 @@ async def _scenario(sink: SmtpSink, fake: FakeTelegram, factory: sessionmaker[Se
     assert answer["In-Reply-To"] == asked["Message-ID"]
     assert str(asked["Message-ID"]) in str(answer["References"])
     assert str(answer["Subject"]).startswith("Re: ")
-    assert "400 00 000" in _plain(bytes(answer))
-    assert "Svar fra kontaktpersonen" in _plain(bytes(answer))
+    assert "400 00 000" in plain_text(bytes(answer))
+    assert "Svar fra kontaktpersonen" in plain_text(bytes(answer))
     # 2. By Telegram: the second mayor joins the chat, asks there, gets the answer there.
-    link = LINK.search(_plain(_to(sink, "leder1@kommune1.example")[0]))
+    link = LINK.search(plain_text(_to(sink, "leder1@kommune1.example")[0]))
     assert link is not None
     fake.message(CHAT, f"/start {link.group(1)}")
     await fake.wait_sent(1, chat_id=CHAT, timeout=15)
@@ -179,7 +171,7 @@ async def _scenario(sink: SmtpSink, fake: FakeTelegram, factory: sessionmaker[Se
     # 3. The contact person answers the desk's mail by email instead.
     desk_mails = _to(sink, DESK)
     await _until(lambda: len(_to(sink, DESK)) >= 2, "the second mail to the desk")
-    notice = next(m for m in _to(sink, DESK) if "snakke med" in _plain(m))
+    notice = next(m for m in _to(sink, DESK) if "snakke med" in plain_text(m))
     follow = compose_reply(_to(sink, "leder0@kommune0.example")[-1], "Takk! Og hvem betaler?",
                            style="gmail_nb", from_address="leder0@kommune0.example",
                            from_name="Ordfører Null", now=dt.datetime.now(dt.UTC))
@@ -188,14 +180,14 @@ async def _scenario(sink: SmtpSink, fake: FakeTelegram, factory: sessionmaker[Se
                  and q.status == QueryStatus.OPEN, "the question reopened")
     await _until(lambda: len(_to(sink, DESK)) > len(desk_mails), "the reopened question's mail")
     reopened = _to(sink, DESK)[-1]
-    assert "hvem betaler" in _plain(reopened)
+    assert "hvem betaler" in plain_text(reopened)
     before = len(_to(sink, "leder0@kommune0.example"))
     reply = compose_reply(reopened, "KS betaler. Hilsen Kari", style="outlook_nb",
                           from_address=DESK, from_name="Kari", now=dt.datetime.now(dt.UTC))
     await _mail(service, reply, DESK)
     await _until(lambda: len(_to(sink, "leder0@kommune0.example")) > before,
                  "the desk's email answer at the respondent")
-    last = _plain(_to(sink, "leder0@kommune0.example")[-1])
+    last = plain_text(_to(sink, "leder0@kommune0.example")[-1])
     assert "KS betaler" in last
     assert "hvem betaler" not in last  # the quoted notice is trimmed away
     assert notice  # the chat question's notice went to the desk as well
