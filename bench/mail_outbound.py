@@ -81,6 +81,21 @@ def settings_for(port: int, connections: int) -> Settings:
 # --- setup (not timed) ----------------------------------------------------------------------
 
 
+def insert_pending(session: Session, survey_id: str, n: int) -> None:
+    """`n` respondents with a pending invitation each, inserted in bulk."""
+    session.execute(insert(Respondent), [
+        {"email": f"leder{i}@kommune{i % 356}.example", "name": f"Leder Nummer{i}",
+         "role": "unit_leader", "municipality_no": f"{i % 356:04d}",
+         "municipality_name": f"Kommune {i % 356}", "county": "Vestland",
+         "size_class": "medium", "landsdel": "Vestlandet", "lang": "nb"}
+        for i in range(n)])
+    session.execute(insert(Invitation), [
+        {"respondent_id": rid, "survey_id": survey_id, "token": new_token(),
+         "status": InvitationStatus.PENDING.value, "reminders_sent": 0,
+         "email_address": email, "answered_from_other_address": False}
+        for rid, email in session.execute(select(Respondent.id, Respondent.email))])
+
+
 def build_database(path: Path, n: int) -> dict[str, float]:
     """N respondents with pending invitations, and the wave queued; seconds per step."""
     url = f"sqlite:///{path}"
@@ -95,17 +110,7 @@ def build_database(path: Path, n: int) -> dict[str, float]:
             # Straight inserts: storage.identity's upsert_respondent/invite look every row up
             # first (2.5 ms each here, half a minute for 10,000), which an import needs and
             # this setup does not. The wave itself goes through queue_invitations.
-            session.execute(insert(Respondent), [
-                {"email": f"leder{i}@kommune{i % 356}.example", "name": f"Leder Nummer{i}",
-                 "role": "unit_leader", "municipality_no": f"{i % 356:04d}",
-                 "municipality_name": f"Kommune {i % 356}", "county": "Vestland",
-                 "size_class": "medium", "landsdel": "Vestlandet", "lang": "nb"}
-                for i in range(n)])
-            session.execute(insert(Invitation), [
-                {"respondent_id": rid, "survey_id": survey.id, "token": new_token(),
-                 "status": InvitationStatus.PENDING.value, "reminders_sent": 0,
-                 "email_address": email, "answered_from_other_address": False}
-                for rid, email in session.execute(select(Respondent.id, Respondent.email))])
+            insert_pending(session, survey.id, n)
         took["respondents+invitations"] = time.perf_counter() - started
         started = time.perf_counter()
         settings = settings_for(1, 1)

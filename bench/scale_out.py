@@ -50,12 +50,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
-from sqlalchemy import create_engine, insert, select, update
+from sqlalchemy import create_engine, update
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from interleave import Spread, pairs, verdict
+from mail_outbound import insert_pending
 
 from bot.channels.email.channel import EmailChannel
 from bot.config import Settings, SurveySettings
@@ -65,8 +66,7 @@ from storage.answers import AnswerStore, LinkKey
 from storage.db import session_factory, transaction
 from storage.identity import ensure_survey
 from storage.migrate import init_database, open_database
-from storage.schema import Invitation, InvitationStatus, OutboxMessage, Respondent
-from storage.tokens import new_token
+from storage.schema import OutboxMessage
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER = os.environ.get("SVARBOT_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432")
@@ -174,17 +174,7 @@ def build_template(name: str, n: int) -> float:
     try:
         with transaction(factory) as session:
             survey = ensure_survey(session, SURVEY, QUESTIONNAIRE)
-            session.execute(insert(Respondent), [
-                {"email": f"leder{i}@kommune{i % 356}.example", "name": f"Leder Nummer{i}",
-                 "role": "unit_leader", "municipality_no": f"{i % 356:04d}",
-                 "municipality_name": f"Kommune {i % 356}", "county": "Vestland",
-                 "size_class": "medium", "landsdel": "Vestlandet", "lang": "nb"}
-                for i in range(n)])
-            session.execute(insert(Invitation), [
-                {"respondent_id": rid, "survey_id": survey.id, "token": new_token(),
-                 "status": InvitationStatus.PENDING.value, "reminders_sent": 0,
-                 "email_address": email, "answered_from_other_address": False}
-                for rid, email in session.execute(select(Respondent.id, Respondent.email))])
+            insert_pending(session, survey.id, n)
         context = SurveyContext(settings=SurveySettings(id=SURVEY, questionnaire=QUESTIONNAIRE),
                                 questionnaire=load_shipped(QUESTIONNAIRE))
         store = AnswerStore(LinkKey(LINK_KEY.encode()))
